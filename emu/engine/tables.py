@@ -1,0 +1,79 @@
+"""The run's tables: the core's entries followed by the vendor's (locks, pools, sites, ...).
+
+A vendor's entry *k* lands at ``CORE_<TABLE> + k``, the id its kernels use as a constant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emu.builtin_points import CORE_POINTS
+from emu.errors import EmuError
+from emu.model import consts as C
+from emu.model.costs import CORE_COSTS
+from emu.records import Cost, ProbePoint, Resource, Vendor
+
+VENDOR_POOL_OWNER = C.OWN_VENDOR_POOL
+
+
+@dataclass
+class Tables:
+    lock_names: list[str]
+    lock_scopes: list[str]
+    lock_sleeps: list[bool]
+    pool_names: list[str]
+    pool_scopes: list[str]
+    pool_caps: list[int]
+    pool_mins: list[int]
+    pool_owners: list[int]
+    site_names: list[str]
+    counter_names: list[str]
+    fw_names: list[str]
+    points: list[ProbePoint]
+    costs: list[Cost]
+    cost_values: list[int]
+
+    @property
+    def cost_names(self) -> list[str]:
+        return [c.name for c in self.costs]
+
+
+def build_tables(vendor: Vendor, overrides: dict[str, int]) -> Tables:
+    """Merge core and vendor tables; a vendor cost with a core name replaces the core's."""
+    costs = list(CORE_COSTS)
+    index = {c.name: i for i, c in enumerate(costs)}
+    for c in vendor.costs:
+        if c.name in index:
+            costs[index[c.name]] = c
+        else:
+            index[c.name] = len(costs)
+            costs.append(c)
+    values = [c.ns for c in costs]
+    for name, ns in overrides.items():
+        if name not in index:
+            raise EmuError(f"unknown cost {name!r} for vendor {vendor.name!r}; "
+                           f"costs: {', '.join(index)}")
+        values[index[name]] = ns
+
+    def pick(items: tuple[Resource, ...], attr):
+        return [getattr(r, attr) for r in items]
+
+    for r in (*vendor.locks, *vendor.pools):
+        if r.scope not in ("global", "vm", "vcpu"):
+            raise EmuError(f"vendor {vendor.name!r}: {r.name!r} has scope {r.scope!r}; "
+                           "allowed: global, vm, vcpu")
+    return Tables(
+        lock_names=[*C.CORE_LOCK_NAMES, *pick(vendor.locks, "name")],
+        lock_scopes=[*C.CORE_LOCK_SCOPES, *pick(vendor.locks, "scope")],
+        lock_sleeps=[False] * C.CORE_LOCKS + [r.sleeps for r in vendor.locks],
+        pool_names=[*C.CORE_POOL_NAMES, *pick(vendor.pools, "name")],
+        pool_scopes=[*C.CORE_POOL_SCOPES, *pick(vendor.pools, "scope")],
+        pool_caps=[*C.CORE_POOL_CAPACITY, *pick(vendor.pools, "capacity")],
+        pool_mins=[*C.CORE_POOL_MIN, *pick(vendor.pools, "minimum")],
+        pool_owners=[C.OWN_KVM_POOL] * C.CORE_POOLS + [VENDOR_POOL_OWNER] * len(vendor.pools),
+        site_names=[*C.CORE_SITE_NAMES, *pick(vendor.sites, "name")],
+        counter_names=list(pick(vendor.counters, "name")),
+        fw_names=list(pick(vendor.fw_calls, "name")),
+        points=[*CORE_POINTS, *vendor.points],
+        costs=costs,
+        cost_values=values,
+    )

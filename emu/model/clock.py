@@ -1,0 +1,154 @@
+"""Virtual time, locks, probe events and error records.
+
+Each execution context has its own clock; work charges its cost to the context doing it. Locks
+are resources with a *free-at* time (``reference`` DESIGN.md "State, time and cost"): a context
+that wants a lock held until a later time waits until then, and the wait is accounted. A rwlock
+keeps separate free-at times for its writer and its readers, so readers overlap each other but
+not a writer. This measures waiting and contention with two array reads per acquisition instead
+of simulating threads.
+
+Spinning locks (``mmu_lock``, the PAMT lock) put the context in atomic context while held: an
+allocation there is an error event, as lockdep would report ``sleeping function called from
+invalid context``.
+"""
+from emu.jit import kernel
+from emu.model import consts as C
+from emu.model import state as st
+
+LOCK_SLEEPS = st.LOCK_SLEEPS
+
+
+@kernel(inline=True)
+def charge(S, ctx, ns):
+    """Advance context ``ctx`` by ``ns`` virtual nanoseconds of work."""
+    S.ctx_clock[ctx] += ns
+    S.ctx_busy[ctx] += ns
+
+
+@kernel(inline=True)
+def charge_cost(S, ctx, cost_id, times):
+    """Advance ``ctx`` by ``times`` x the cost table entry ``cost_id``."""
+    ns = S.cost[cost_id] * times
+    S.ctx_clock[ctx] += ns
+    S.ctx_busy[ctx] += ns
+
+
+@kernel
+def emit(S, point, ctx, vm, vcpu, a0, a1, a2, a3, a4, a5):
+    """Record a probe event at ``point`` if any probe is attached to it (one branch otherwise)."""
+    if S.probe_mask[point] == 0:
+        return
+    n = S.sc[st.SC_RING_N]
+    if n >= S.ring.shape[0]:
+        S.sc[st.SC_RING_LOST] += 1
+        return
+    row = S.ring[n]
+    row[st.EV_TIME] = S.ctx_clock[ctx]
+    row[st.EV_POINT] = point
+    row[st.EV_CTX] = ctx
+    row[st.EV_VM] = vm
+    row[st.EV_VCPU] = vcpu
+    row[st.EV_ARGS] = a0
+    row[st.EV_ARGS + 1] = a1
+    row[st.EV_ARGS + 2] = a2
+    row[st.EV_ARGS + 3] = a3
+    row[st.EV_ARGS + 4] = a4
+    row[st.EV_ARGS + 5] = a5
+    S.sc[st.SC_RING_N] = n + 1
+
+
+@kernel
+def error(S, ctx, vm, kind, a, b):
+    """Count an error event; keep the first ``MAX_ERROR_RECORDS`` with the operation index."""
+    S.err_count[kind] += 1
+    if a >= 0 and a < S.err_site.shape[1]:
+        S.err_site[kind, a] += 1
+    n = S.sc[st.SC_ERR_RECORDS]
+    if n < S.err_rec.shape[0]:
+        rec = S.err_rec[n]
+        rec[st.ER_OP] = S.sc[st.SC_OP_INDEX]
+        rec[st.ER_TIME] = S.ctx_clock[ctx]
+        rec[st.ER_KIND] = kind
+        rec[st.ER_A] = a
+        rec[st.ER_B] = b
+        rec[st.ER_CTX] = ctx
+        S.sc[st.SC_ERR_RECORDS] = n + 1
+    emit(S, C.POINT_ERROR, ctx, vm, -1, kind, a, b, 0, 0, 0)
+
+
+@kernel
+def lock(S, ctx, lock_id, inst, write):
+    """Take lock ``lock_id`` (instance ``inst``: the VM slot, or 0 for a global lock)."""
+    t = S.ctx_clock[ctx]
+    free = S.lock_wfree[lock_id, inst]
+    if write:
+        rfree = S.lock_rfree[lock_id, inst]
+        if rfree > free:
+            free = rfree
+    S.lock_acq[lock_id, inst] += 1
+    wait = 0
+    if free > t:
+        wait = free - t
+        S.lock_wait[lock_id, inst] += wait
+        S.lock_contended[lock_id, inst] += 1
+        S.ctx_clock[ctx] = free
+    charge(S, ctx, S.cost[st.COST_LOCK])
+    if (S.lock_scope[lock_id] & LOCK_SLEEPS) == 0:
+        S.ctx_atomic[ctx] += 1
+    emit(S, C.POINT_LOCK, ctx, inst, -1, lock_id, write, wait, 0, 0, 0)
+
+
+@kernel(inline=True)
+def unlock(S, ctx, lock_id, inst, write):
+    """Release a lock taken with :func:`lock`; it is free from this context's current time."""
+    now = S.ctx_clock[ctx]
+    if write:
+        S.lock_wfree[lock_id, inst] = now
+    elif now > S.lock_rfree[lock_id, inst]:
+        S.lock_rfree[lock_id, inst] = now
+    if (S.lock_scope[lock_id] & LOCK_SLEEPS) == 0:
+        S.ctx_atomic[ctx] -= 1
+
+
+@kernel(inline=True)
+def may_sleep(S, ctx):
+    """True where an allocation may sleep: no spinlock held and not an RCU callback."""
+    return S.ctx_atomic[ctx] == 0 and S.ctx_kind[ctx] != C.CTX_RCU
+
+
+@kernel(inline=True)
+def sync_clock(S, ctx, t):
+    """Bring an idle context forward to time ``t`` (it was asleep until then)."""
+    if S.ctx_clock[ctx] < t:
+        S.ctx_clock[ctx] = t
+
+
+@kernel
+def vm_now(S, vm):
+    """The latest clock among VM ``vm``'s vCPUs: "now" for a host thread acting on that VM."""
+    base = S.vm_vcpu_base[vm]
+    t = 0
+    for i in range(S.vm_vcpus[vm]):
+        c = S.ctx_clock[base + i]
+        if c > t:
+            t = c
+    return t
+
+
+@kernel(inline=True)
+def rand31(S):
+    """The run's single deterministic random stream: a 64-bit LCG (Knuth's MMIX constants),
+    returning its top 31 bits. Integer arithmetic wraps in numba, which the LCG relies on."""
+    x = S.sc[st.SC_RNG] * 6364136223846793005 + 1442695040888963407
+    S.sc[st.SC_RNG] = x
+    return (x >> 33) & 0x7FFFFFFF
+
+
+@kernel(inline=True)
+def chance_ppm(S, ppm):
+    """True with probability ``ppm`` / 1e6."""
+    if ppm >= 1_000_000:
+        return True
+    if ppm <= 0:
+        return False
+    return (rand31(S) % 1_000_000) < ppm

@@ -1,0 +1,29 @@
+"""Shared fixtures: one compiled-code cache for the whole test run (numba compile time is the
+suite's biggest cost), and a helper that runs a scenario written inline."""
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("EMU_CACHE_DIR", str(ROOT / ".emu-cache"))
+
+
+@pytest.fixture(scope="session")
+def plugins():
+    from emu.plugins import load_plugins
+
+    return load_plugins()
+
+
+@pytest.fixture
+def run_toml(plugins, tmp_path):
+    """Run a scenario given as TOML text; returns the Result."""
+    import emu
+
+    def _run(text: str, vendor: str = "plain", **kw):
+        path = tmp_path / "scenario.toml"
+        path.write_text(text)
+        return emu.run(path, vendor, plugins=plugins, **kw)
+
+    return _run
