@@ -31,7 +31,6 @@ from numba import njit
 
 from emu.model import clock
 from emu.model import consts as C
-from emu.model import host
 from emu.model import ops as O
 from emu.model import state as st
 from emu.model import vendor_ops as vo
@@ -43,35 +42,35 @@ def run_batch(S, V, ops, first):
     n = ops.shape[0]
     for i in range(n):
         op = ops[i]
-        kind = op.kind
-        vm = op.vm
+        kind = op["kind"]
+        vm = op["vm"]
         S.sc[st.SC_OP_INDEX] = first + i
         S.cnt_ops[kind] += 1
         #@emu:op
-        clock.emit(S, C.POINT_OP, S.sc[st.SC_NVCPU] + 2 * vm, vm, op.vcpu, kind, op.gfn,
-                   op.count, op.level, 0, 0)
+        clock.emit(S, C.POINT_OP, S.sc[st.SC_NVCPU] + 2 * vm, vm, op["vcpu"], kind, op["gfn"],
+                   op["count"], op["level"], 0, 0)
         if kind == C.OP_ACCESS:
             S.sc[st.SC_GUEST_OPS] += 1
-            O.access(S, V, vm, op.vcpu, op.gfn, op.flags)
+            O.access(S, V, vm, op["vcpu"], op["gfn"], op["flags"])
         elif kind == C.OP_ACCEPT:
             S.sc[st.SC_GUEST_OPS] += 1
-            O.accept(S, V, vm, op.vcpu, op.gfn, op.level, op.flags)
+            O.accept(S, V, vm, op["vcpu"], op["gfn"], op["level"], op["flags"])
         elif kind == C.OP_CONVERT:
-            O.convert(S, V, vm, op.gfn, op.count, (op.flags & C.F_SHARED) != 0)
+            O.convert(S, V, vm, op["gfn"], op["count"], (op["flags"] & C.F_SHARED) != 0)
         elif kind == C.OP_PUNCH:
-            O.punch(S, V, vm, op.gfn, op.count)
+            O.punch(S, V, vm, op["gfn"], op["count"])
         elif kind == C.OP_BUILD_ADD:
-            O.build_add(S, V, vm, op.gfn, op.count)
+            O.build_add(S, V, vm, op["gfn"], op["count"])
         elif kind == C.OP_FOLIO_SPLIT:
-            O.folio_split(S, V, vm, op.gfn)
+            O.folio_split(S, V, vm, op["gfn"])
         elif kind == C.OP_FOLIO_COLLAPSE:
-            O.folio_collapse(S, V, vm, op.gfn)
+            O.folio_collapse(S, V, vm, op["gfn"])
         elif kind == C.OP_IDLE:
-            O.idle(S, V, vm, op.arg)
+            O.idle(S, V, vm, op["arg"])
         elif kind == C.OP_RECOVER:
-            O.recover(S, V, vm, op.gfn, op.count)
+            O.recover(S, V, vm, op["gfn"], op["count"])
         elif kind == C.OP_VCPU_CREATE:
-            O.vcpu_create(S, V, vm, op.vcpu)
+            O.vcpu_create(S, V, vm, op["vcpu"])
         elif kind == C.OP_VM_CREATE:
             O.vm_create(S, V, vm)
         elif kind == C.OP_VM_DESTROY:
@@ -80,9 +79,8 @@ def run_batch(S, V, ops, first):
 
 
 @njit(cache=True, _nrt=False)
-def host_init(S, V, reserved_pages):
-    """Reserve the host's own memory, then let the vendor reserve its static metadata."""
-    host.host_setup(S, reserved_pages)
+def host_init(S, V):
+    """Let the vendor reserve its static metadata (the host's own memory is already set)."""
     vo.host_init(V, S, S.ctx_kind.shape[0] - 2)
 
 

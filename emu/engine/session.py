@@ -24,7 +24,7 @@ from emu.engine.tables import Tables, build_tables
 from emu.errors import EmuError
 from emu.model import consts as C
 from emu.model import state as st
-from emu.model import vendor_ops
+from emu.model import host, vendor_ops
 from emu.model.layout import Layout, OP_DTYPE
 from emu.records import Vendor
 
@@ -195,7 +195,8 @@ def open_session(plugins, layout: Layout, vendor_spec: str, *, costs: dict | Non
                          probe_imports)
     driver = codegen.load(src, cache_dir)
     t0 = time.perf_counter()
-    driver.host_init(S, V, _reserved(layout))
+    host.host_setup(S, _reserved(layout))
+    driver.host_init(S, V)
     # compile (or load) the batch loop now, on an empty batch, so run times exclude it
     driver.run_batch(S, V, np.zeros(0, OP_DTYPE), 0)
     driver.vendor_check(S, V)

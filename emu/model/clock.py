@@ -33,7 +33,7 @@ def charge_cost(S, ctx, cost_id, times):
     S.ctx_busy[ctx] += ns
 
 
-@kernel
+@kernel(inline=True)
 def emit(S, point, ctx, vm, vcpu, a0, a1, a2, a3, a4, a5):
     """Record a probe event at ``point`` if any probe is attached to it (one branch otherwise)."""
     if S.probe_mask[point] == 0:

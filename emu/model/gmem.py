@@ -133,7 +133,7 @@ def _free_span(S, V, ctx, vm, g, n):
     host.free_frames(S, ctx, vm, pfn, n)
     for i in range(n):
         S.g_pfn[g + i] = -1
-        S.g_attr[g + i] &= ~st.GA_PREPARED
+        S.g_attr[g + i] &= 0xFF ^ st.GA_PREPARED
 
 
 @kernel

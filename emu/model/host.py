@@ -10,6 +10,8 @@ is the knob users actually want to turn.
 Ownership is tracked per frame (``S.frame_owner``) and summed per owner (``S.own_pages``), so the
 owners always add up to host memory and ``--check`` can prove it after every batch.
 """
+import numpy as np
+
 from emu.jit import kernel
 from emu.model import clock
 from emu.model import consts as C
@@ -65,39 +67,30 @@ def _give(S, pfn):
         S.sc[st.SC_PARTIAL_TOP] += 1
 
 
-@kernel
-def host_setup(S, reserved_pages):
-    """Mark the first ``reserved_pages`` frames as the host's own and count what is free."""
-    nf = S.frame_owner.shape[0]
-    S.own_pages[C.OWN_FREE] = 0
-    S.sc[st.SC_FREE_FRAMES] = 0
-    S.sc[st.SC_FREE_REGIONS] = 0
-    for g in range(S.gig_free_regions.shape[0]):
-        S.gig_free_regions[g] = 0
-    for pfn in range(nf):
-        if pfn < reserved_pages:
-            S.frame_owner[pfn] = C.OWN_HOST
-        if S.frame_owner[pfn] == C.OWN_FREE:
-            S.own_pages[C.OWN_FREE] += 1
-        else:
-            S.own_pages[S.frame_owner[pfn]] += 1
-    for r in range(S.region_free.shape[0]):
-        free = 0
-        for i in range(PAGES_2M):
-            if S.frame_owner[r * PAGES_2M + i] == C.OWN_FREE:
-                free += 1
-        S.region_free[r] = free
-        S.sc[st.SC_FREE_FRAMES] += free
-        if free == PAGES_2M:
-            S.sc[st.SC_FREE_REGIONS] += 1
-            S.gig_free_regions[r >> 9] += 1
-        elif free > 0:
-            S.in_partial[r] = 1
-            S.partial_stack[S.sc[st.SC_PARTIAL_TOP]] = r
-            S.sc[st.SC_PARTIAL_TOP] += 1
-    for o in range(S.own_pages.shape[0]):
-        S.own_peak[o] = S.own_pages[o]
-    _note_used(S)
+def host_setup(S, reserved_pages: int) -> None:
+    """Mark the first ``reserved_pages`` frames as the host's own and count what is free.
+
+    Runs once per run, before the first operation, so it is plain numpy rather than a kernel.
+    """
+    fo = S.frame_owner
+    fo[:reserved_pages] = C.OWN_HOST
+    counts = np.bincount(fo, minlength=C.N_OWNERS)[: C.N_OWNERS]
+    S.own_pages[:] = counts
+    S.own_peak[:] = counts
+    free = (fo.reshape(-1, PAGES_2M) == C.OWN_FREE).sum(axis=1)
+    S.region_free[:] = free
+    S.sc[st.SC_FREE_FRAMES] = int(free.sum())
+    whole = free == PAGES_2M
+    S.sc[st.SC_FREE_REGIONS] = int(whole.sum())
+    gig = np.zeros(S.gig_free_regions.shape[0] * 512, np.int32)
+    gig[: whole.size] = whole
+    S.gig_free_regions[:] = gig.reshape(-1, 512).sum(axis=1)
+    partial = np.nonzero((free > 0) & ~whole)[0]
+    S.in_partial[:] = 0
+    S.in_partial[partial] = 1
+    S.partial_stack[: partial.size] = partial
+    S.sc[st.SC_PARTIAL_TOP] = partial.size
+    S.sc[st.SC_USED_PEAK] = fo.shape[0] - int(counts[C.OWN_FREE])
 
 
 @kernel

@@ -38,7 +38,7 @@ def _set_private(S, g, private):
     if private:
         S.g_attr[g] |= st.GA_PRIVATE
     else:
-        S.g_attr[g] &= ~st.GA_PRIVATE
+        S.g_attr[g] &= 0xFF ^ st.GA_PRIVATE
     S.r2_private[g >> 9] += d
     S.r1_private[g >> 18] += d
 
@@ -252,7 +252,7 @@ def folio_collapse(S, V, vm, gfn):
     return 0
 
 
-@kernel
+@kernel(inline=True)
 def access(S, V, vm, vcpu, gfn, flags):
     """A guest access: free when mapped, else an exit and a fault."""
     ctx = vcpu_ctx(S, vm, vcpu)
@@ -277,7 +277,7 @@ def access(S, V, vm, vcpu, gfn, flags):
     return 0
 
 
-@kernel
+@kernel(inline=True)
 def _touch_span(S, V, vm, vcpu, gfn, level, flags):
     """What accepting means for a vendor without accept: touching every page of the span."""
     n = tdp_mmu._span(level)
@@ -351,7 +351,7 @@ def _accept_unit(S, V, vm, vcpu, gfn, level, flags):
     return -1
 
 
-@kernel
+@kernel(inline=True)
 def accept(S, V, vm, vcpu, gfn, level, flags):
     """The guest accepts (TDX) or validates (SNP) memory at ``level``; the vendor decides how.
 

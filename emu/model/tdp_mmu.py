@@ -391,7 +391,7 @@ def fault(S, V, ctx, vm, vcpu, g, private, cap):
             else:
                 lvl = C.LVL_4K
     h = g & ~(_span(lvl) - 1)
-    S.r2_flags[g >> 9] &= ~st.R2_COLLAPSED
+    S.r2_flags[g >> 9] &= 0xFF ^ st.R2_COLLAPSED
     status = 0
     if not replaced:
         status = ensure_tables(S, V, ctx, vm, vcpu, h, lvl)

@@ -214,7 +214,8 @@ def _install(name, stub):
     params = ", ".join(point_signature(name))
     namespace = {"choose": choose}
     exec(f"def dispatch_{name}({params}):\n    return choose(V)\n", namespace)
-    overload(stub, prefer_literal=False, jit_options={"_nrt": False})(namespace[f"dispatch_{name}"])
+    overload(stub, prefer_literal=False, inline="always",
+             jit_options={"_nrt": False})(namespace[f"dispatch_{name}"])
 
 
 def _copy_default(fn):
