@@ -21,7 +21,7 @@ from emu.engine.tables import build_tables
 from emu.engine.options import find_vendor, split_vendor_spec
 from emu.errors import EmuError
 from emu.report.result import Result, build
-from emu.workload import Scenario, ScenarioError, build_workload, load_scenario
+from emu.workload import Scenario, build_workload, load_scenario
 
 log = structlog.get_logger("emu")
 

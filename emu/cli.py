@@ -6,7 +6,6 @@ with one line ``emu: error: ...`` and exit status 2, never a traceback.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional

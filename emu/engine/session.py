@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,6 @@ class Session:
     checked_batches: int = 0
     on_events: object = None
     violation: dict | None = None
-    snapshots: dict = field(default_factory=dict)
 
     # --- running -----------------------------------------------------------------------------
     def run(self, ops: np.ndarray) -> None:
@@ -195,7 +194,7 @@ def open_session(plugins, layout: Layout, vendor_spec: str, *, costs: dict | Non
                          probe_imports)
     driver = codegen.load(src, cache_dir)
     t0 = time.perf_counter()
-    host.host_setup(S, _reserved(layout))
+    host.host_setup(S, int(layout.host_reserved_pages))
     driver.host_init(S, V)
     # compile (or load) the batch loop now, on an empty batch, so run times exclude it
     driver.run_batch(S, V, np.zeros(0, OP_DTYPE), 0)
@@ -205,10 +204,6 @@ def open_session(plugins, layout: Layout, vendor_spec: str, *, costs: dict | Non
     return Session(vendor=vendor, options=options, tables=tables, layout=layout, S=S, V=V,
                    driver=driver, source=src, cache_dir=cache_dir, compile_s=compile_s,
                    check=check)
-
-
-def _reserved(layout: Layout) -> int:
-    return int(layout.host_reserved_pages)
 
 
 def teardown_ops(S) -> np.ndarray:

@@ -56,7 +56,6 @@ def build(session, *, scenario: str, seed: int, at_end: list[int], after_teardow
           mapped_end=None) -> dict:
     """Assemble the result dictionary from a finished session's state."""
     S, t = session.S, session.tables
-    nv = S.sc[st.SC_NVCPU]
     kinds = {}
     for c in range(S.ctx_kind.shape[0]):
         k = C.CONTEXT_KIND_NAMES[int(S.ctx_kind[c])]
