@@ -1,9 +1,10 @@
 """The core state: every array the vendor-neutral kernels read and write, as one namedtuple.
 
 A ``namedtuple`` of numpy arrays is the cheapest state container numba offers: it compiles to a
-flat struct, kernels index its arrays directly, and with ``_nrt=False`` kernels passing it around
-costs nothing (``reference/numba-engine-spike.md`` §0; a structref measured 5x slower and did not
-cache). Its class is module-level so the on-disk cache can name its type.
+flat struct and kernels index its arrays directly (a structref measured 5x slower and did not
+cache). Passing it to a call is not free (numba flattens it into ~480 machine-word arguments),
+which is why every kernel is inlined into the driver (:mod:`emu.jit`). Its class is
+module-level so the on-disk cache can name its type.
 
 Sizes: one byte per host 4K frame (``frame_owner``), one int32 + two bytes per guest 4K page
 (``g_pfn``, ``g_attr``, ``g_map``) and small per-2M/per-1G arrays, so a 1 TiB host with 1 TiB of
