@@ -5,6 +5,8 @@ the process's peak memory; then it runs a smaller slice twice, side by side in t
 invocation, jitted and with ``NUMBA_DISABLE_JIT=1`` (in a subprocess), and prints the ratio.
 
     python benchmarks/run.py [--vendor plain] [--only boot] [--slice-ops 20000]
+    python benchmarks/run.py --vendor tdx --only boot      # a TD boot: ns per guest op and per
+                                                          # firmware call (SEAMCALLs, TDCALLs)
 
 Figures vary by about 15% between runs on a shared 2-core machine; compare within one run.
 """
@@ -59,7 +61,9 @@ def run_one(path: Path, vendor: str, max_ops: int | None) -> dict:
     from emu.model import state as st
 
     guest = int(s.S.sc[st.SC_GUEST_OPS])
-    return {"ops": n, "guest_ops": guest, "run_s": dt, "setup_s": setup,
+    fw = int(s.S.fw_count.sum())
+    return {"ops": n, "guest_ops": guest, "run_s": dt, "setup_s": setup, "fw_calls": fw,
+            "ns_per_fw_call": dt / fw * 1e9 if fw else None,
             "ns_per_op": dt / n * 1e9, "ns_per_guest_op": dt / max(1, guest) * 1e9,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -78,7 +82,7 @@ def main() -> None:
     names = [a.only] if a.only else list(WORKLOADS)
     print(f"vendor {a.vendor}")
     print(f"{'workload':<12} {'ops':>12} {'ns/op':>8} {'ns/guest op':>12} {'Mops/s':>8} "
-          f"{'peak RSS':>9} {'interp/jit':>11}")
+          f"{'peak RSS':>9} {'interp/jit':>11} {'fw calls':>11} {'ns/fw call':>11}")
     for name in names:
         path = WORKLOADS[name]
         full = _child(path, a.vendor, None, {})
@@ -87,8 +91,13 @@ def main() -> None:
         ratio = interp["run_s"] / jit["run_s"] if jit["run_s"] else float("nan")
         print(f"{name:<12} {full['ops']:>12,} {full['ns_per_op']:>8.1f} "
               f"{full['ns_per_guest_op']:>12.1f} {1e3 / full['ns_per_op']:>8.1f} "
-              f"{full['peak_rss_mib']:>7.0f}Mi {ratio:>10.0f}x")
+              f"{full['peak_rss_mib']:>7.0f}Mi {ratio:>10.0f}x {full['fw_calls']:>11,} "
+              f"{_fmt(full['ns_per_fw_call']):>11}")
         sys.stdout.flush()
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.1f}"
 
 
 def _child(path, vendor, max_ops, env) -> dict:

@@ -210,8 +210,8 @@ def _range_fields(what: str, default_pattern: str) -> dict[str, FieldSpec]:
     return {
         "size": FieldSpec("size", f"Total bytes {what}.", default="64MiB", bound="vm"),
         "pattern": FieldSpec(
-            "choice", f"'scattered': single 4K pages anywhere; 'ranges': contiguous ranges of "
-            f"range_size. Ranges of one phase never overlap.", default=default_pattern,
+            "choice", "'scattered': single 4K pages anywhere; 'ranges': contiguous ranges of "
+            "range_size. Ranges of one phase never overlap.", default=default_pattern,
             choices=_PATTERN_RANGES),
         "range_size": FieldSpec("size", "Bytes per range with pattern = 'ranges'.", default="2MiB",
                                 bound="vm"),

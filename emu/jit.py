@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numba
-from numba.core import config
+from numba.core import config, types
 
 _KERNELS: list = []
 _active_dir: Path | None = None
@@ -39,25 +39,52 @@ _active_dir: Path | None = None
 KEEP_CACHES = 4
 
 
-def kernel(fn=None, *, inline: bool = False):
+def kernel(fn=None, *, inline: bool = False, cold: bool = False):
     """Compile ``fn`` as a per-event kernel (no reference counting, cached once activated).
 
     Kernels are only ever called from other jitted code, so they get no CPython or C wrapper:
     building those wrappers was a third of cold compile time. Every kernel is inlined into its
-    callers by LLVM (see the module docstring for why); ``inline=True`` instead splices a tiny
-    kernel in at numba's IR level, which saves compiling and linking it as a module of its own.
+    callers by LLVM (see the module docstring for why). ``inline=True`` is kept as a marker of
+    tiny helpers but compiles the same way: numba's own IR-level inlining (``inline="always"``)
+    silently dropped the body of a small kernel with a branch that followed a vendor call in
+    the same block (numba 0.68; it left ``mmu_lock`` held after conversions), so emu leaves all
+    inlining to LLVM. Measured: same compile time, runs 1-3% slower.
+
+    ``cold=True`` keeps a kernel a real call: for large bodies off the per-event path (VM
+    lifecycle, firmware error paths, splits, teardown) the call costs less than compiling a
+    copy of the body into every caller, which made compile time grow with the product of call
+    sites and callees.
     """
     if fn is None:
-        return lambda f: kernel(f, inline=inline)
+        return lambda f: kernel(f, inline=inline, cold=cold)
     opts = {"_nrt": False, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
-    if inline:
-        opts["inline"] = "always"
-    else:
-        opts["forceinline"] = True
-    dispatcher = numba.njit(**opts)(fn)
+    # set either way: numba lets a callee inherit forceinline from its caller otherwise
+    opts["forceinline"] = not cold
+    dispatcher = _widen_integers(numba.njit(**opts)(fn))
     _KERNELS.append(dispatcher)
     if _active_dir is not None and hasattr(dispatcher, "enable_caching"):
         dispatcher.enable_caching()
+    return dispatcher
+
+
+def _widen_integers(dispatcher):
+    """Compile a kernel once for int64 wherever callers pass any integer type.
+
+    numba specialises a function for every combination of argument types it is called with:
+    a kernel called with an ``int32`` array element in one place and an ``int64`` in another
+    compiled twice, and the vendor kernels, called from many places, compiled two to three
+    times each. Mapping every integer argument type to int64 when a call is typed makes numba
+    pick one signature and cast the arguments at the call site.
+    """
+    if not hasattr(dispatcher, "get_call_template"):      # NUMBA_DISABLE_JIT=1
+        return dispatcher
+    typed = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        args = tuple(types.int64 if isinstance(a, types.Integer) else a for a in args)
+        return typed(args, kws)
+
+    dispatcher.get_call_template = get_call_template
     return dispatcher
 
 

@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+import pytest
+import structlog
 from typer.testing import CliRunner
 
 from emu.cli import app
@@ -17,6 +19,14 @@ memory = "256MiB"
 kind = "touch"
 """
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """``emu run`` points structlog at the stderr of the moment, which under CliRunner is a
+    capture that is closed after the call: later log lines in this process would fail."""
+    yield
+    structlog.reset_defaults()
 
 
 def scenario(tmp_path, text=SMALL):

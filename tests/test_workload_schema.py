@@ -200,7 +200,7 @@ def test_every_example_parses_plans_and_says_how_to_run_it(path):
     text = Path(path).read_text()
     assert text.startswith("#"), "every example starts with the question it answers"
     sc = load_scenario(path, KINDS)
-    assert f"emu run examples/{Path(path).name} --vendor plain" in sc.description
+    assert f"emu run examples/{Path(path).name} --vendor " in sc.description
     w = build_workload(sc, KINDS)
     assert 0 < w.estimated_ops <= 30_000_000
 

@@ -80,8 +80,12 @@ def run_batch(S, V, ops, first):
 
 @njit(cache=True, _nrt=False)
 def host_init(S, V):
-    """Let the vendor reserve its static metadata (the host's own memory is already set)."""
-    vo.host_init(V, S, S.ctx_kind.shape[0] - 2)
+    """Let the vendor reserve its static metadata (the host's own memory is already set).
+
+    It runs in a host kernel thread that may sleep (the last context, khugepaged's, stands in
+    for it); the session resets every clock afterwards, so boot-time work is not run time.
+    """
+    vo.host_init(V, S, S.ctx_kind.shape[0] - 1)
 
 
 @njit(cache=True, _nrt=False)

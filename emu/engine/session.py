@@ -196,6 +196,8 @@ def open_session(plugins, layout: Layout, vendor_spec: str, *, costs: dict | Non
     t0 = time.perf_counter()
     host.host_setup(S, int(layout.host_reserved_pages))
     driver.host_init(S, V)
+    S.ctx_clock[:] = 0          # boot-time work is not part of the run's virtual time
+    S.ctx_busy[:] = 0
     # compile (or load) the batch loop now, on an empty batch, so run times exclude it
     driver.run_batch(S, V, np.zeros(0, OP_DTYPE), 0)
     driver.vendor_check(S, V)

@@ -17,6 +17,13 @@ from emu.model import state as st
 
 LOCK_SLEEPS = st.LOCK_SLEEPS
 
+# ``emit``, ``unlock`` and ``sync_clock`` branch, and callers use them right after a vendor point
+# (``vendor_ops``, an ``@overload(inline="always")``) in the same basic block. numba (0.68)
+# silently drops the body of a kernel inlined at its IR level (``@kernel(inline=True)``) that
+# branches when it follows such an overload there: with ``vo.topup`` before its ``unlock``,
+# ``convert`` never released ``mmu_lock`` (no free-at time, the VMM thread left atomic). These
+# three are therefore inlined by LLVM (plain ``@kernel``), which costs nothing at run time.
+
 
 @kernel(inline=True)
 def charge(S, ctx, ns):
@@ -33,7 +40,7 @@ def charge_cost(S, ctx, cost_id, times):
     S.ctx_busy[ctx] += ns
 
 
-@kernel(inline=True)
+@kernel
 def emit(S, point, ctx, vm, vcpu, a0, a1, a2, a3, a4, a5):
     """Record a probe event at ``point`` if any probe is attached to it (one branch otherwise)."""
     if S.probe_mask[point] == 0:
@@ -57,7 +64,7 @@ def emit(S, point, ctx, vm, vcpu, a0, a1, a2, a3, a4, a5):
     S.sc[st.SC_RING_N] = n + 1
 
 
-@kernel
+@kernel(cold=True)
 def error(S, ctx, vm, kind, a, b):
     """Count an error event; keep the first ``MAX_ERROR_RECORDS`` with the operation index."""
     S.err_count[kind] += 1
@@ -98,7 +105,7 @@ def lock(S, ctx, lock_id, inst, write):
     emit(S, C.POINT_LOCK, ctx, inst, -1, lock_id, write, wait, 0, 0, 0)
 
 
-@kernel(inline=True)
+@kernel
 def unlock(S, ctx, lock_id, inst, write):
     """Release a lock taken with :func:`lock`; it is free from this context's current time."""
     now = S.ctx_clock[ctx]
@@ -116,7 +123,7 @@ def may_sleep(S, ctx):
     return S.ctx_atomic[ctx] == 0 and S.ctx_kind[ctx] != C.CTX_RCU
 
 
-@kernel(inline=True)
+@kernel
 def sync_clock(S, ctx, t):
     """Bring an idle context forward to time ``t`` (it was asleep until then)."""
     if S.ctx_clock[ctx] < t:

@@ -86,15 +86,16 @@ CORE_LOCK_SCOPES = ("vm",)
 # --- pools (kvm_mmu_memory_cache; vendor pool k is CORE_POOLS + k) ---------------------------------
 POOL_SHADOW_PAGE = 0    # vcpu->arch.mmu_shadow_page_cache: TDP page-table pages
 POOL_SPLIT = 1          # kvm->arch.split_page_cache: page-table pages for splits without a vCPU
-POOL_EXTERNAL_SPT = 2   # vcpu->arch.mmu_external_spt_cache: mirrored (external) page tables
-CORE_POOLS = 3
-CORE_POOL_NAMES = ("mmu_shadow_page_cache", "split_page_cache", "mmu_external_spt_cache")
-CORE_POOL_SCOPES = ("vcpu", "vm", "vcpu")
+CORE_POOLS = 2
+CORE_POOL_NAMES = ("mmu_shadow_page_cache", "split_page_cache")
+CORE_POOL_SCOPES = ("vcpu", "vm")
 # KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE = 40; top-up when fewer than PT64_ROOT_MAX_LEVEL = 5 are held.
-# The split cache needs a page table (and an external one) for each of the two huge leaves a
-# range can cross at its ends, hence 4.
-CORE_POOL_CAPACITY = (40, 40, 40)
-CORE_POOL_MIN = (5, 4, 5)
+# The split cache needs a page table for each of the two huge leaves a range can cross at its
+# ends, hence 4. The cache of external (mirrored) page tables, vcpu->arch.mmu_external_spt_cache,
+# belongs to the vendor that mirrors tables: it decides where those pages come from
+# (``vendor_ops.alloc_external_spt``), which is what the TDX allocation policies differ in.
+CORE_POOL_CAPACITY = (40, 40)
+CORE_POOL_MIN = (5, 4)
 
 # --- allocation call sites (vendor site k is CORE_SITES + k) -----------------------------------------
 SITE_PT_PAGE = 0        # a TDP page-table page taken in the fault path

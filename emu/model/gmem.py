@@ -106,7 +106,7 @@ def get_pfn(S, V, ctx, vm, g, private):
     return f
 
 
-@kernel
+@kernel(cold=True)
 def split_folio(S, g):
     """Split the huge folio containing global gfn ``g`` one level down (1G->2M or 2M->4K).
 
@@ -136,7 +136,7 @@ def _free_span(S, V, ctx, vm, g, n):
         S.g_attr[g + i] &= 0xFF ^ st.GA_PREPARED
 
 
-@kernel
+@kernel(cold=True)
 def release(S, V, ctx, vm, g, n, only_private):
     """Free the backing of ``n`` global gfns from ``g`` (guest_memfd punch or VMM discard).
 

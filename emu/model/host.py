@@ -160,7 +160,7 @@ def alloc_4k(S, ctx, vm, owner, site):
     return pfn
 
 
-@kernel
+@kernel(cold=True)
 def alloc_2m(S, ctx, vm, owner, site):
     """Allocate a whole free 2M region (a huge folio); -1 when none is free."""
     atomic = _check_atomic(S, ctx, vm, site)
@@ -179,7 +179,7 @@ def alloc_2m(S, ctx, vm, owner, site):
     return base
 
 
-@kernel
+@kernel(cold=True)
 def alloc_1g(S, ctx, vm, owner, site):
     """Allocate 512 wholly free, 1G-aligned regions (a 1G hugetlb page); -1 when none."""
     atomic = _check_atomic(S, ctx, vm, site)

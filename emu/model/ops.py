@@ -48,7 +48,7 @@ def _private_access(S, flags):
     return S.sc[st.SC_PRIVATE_MEMORY] != 0 and (flags & C.F_SHARED) == 0
 
 
-@kernel
+@kernel(cold=True)
 def vm_create(S, V, vm):
     ctx = host_ctx(S, vm, 0)
     clock.charge(S, ctx, S.cost[st.COST_VM_CREATE])
@@ -67,7 +67,7 @@ def vm_create(S, V, vm):
     return vo.vm_init(V, S, ctx, vm)
 
 
-@kernel
+@kernel(cold=True)
 def vcpu_create(S, V, vm, vcpu):
     ctx = host_ctx(S, vm, 0)
     gv = S.vm_vcpu_base[vm] + vcpu
@@ -77,19 +77,28 @@ def vcpu_create(S, V, vm, vcpu):
     return vo.vcpu_init(V, S, ctx, vm, vcpu)
 
 
-@kernel
+@kernel(cold=True)
 def vm_destroy(S, V, vm):
-    """Tear a VM down in KVM's order: zap everything, free tables, free memory, then vendor."""
+    """Tear a VM down in KVM's order: zap every leaf, let the vendor release what only leaves
+    needed (``vm_pre_destroy``: TDX frees the HKID), free the page tables, free guest memory,
+    then the vCPUs and the VM's vendor state."""
     ctx = host_ctx(S, vm, 0)
     base = S.vm_gfn_base[vm]
     n = S.vm_pages[vm]
+    vb = S.vm_vcpu_base[vm]
+    # the VM goes away once every vCPU thread has left the guest for good
+    for i in range(S.vm_vcpus[vm]):
+        if S.vcpu_alive[vb + i] != 0:
+            vo.vcpu_exit(V, S, ctx, vm, i)
     clock.lock(S, ctx, C.LOCK_MMU, vm, True)
     # the whole range goes, so nothing needs splitting (tdx.md §4.2, item 3)
     tdp_mmu.zap_range(S, V, ctx, vm, -1, base, n, C.CAUSE_PUNCH, False)
+    clock.unlock(S, ctx, C.LOCK_MMU, vm, True)
+    vo.vm_pre_destroy(V, S, ctx, vm)
+    clock.lock(S, ctx, C.LOCK_MMU, vm, True)
     tdp_mmu.free_all_tables(S, V, ctx, vm)
     clock.unlock(S, ctx, C.LOCK_MMU, vm, True)
     gmem.release(S, V, ctx, vm, base, n, False)
-    vb = S.vm_vcpu_base[vm]
     for i in range(S.vm_vcpus[vm]):
         if S.vcpu_alive[vb + i] != 0:
             vo.vcpu_destroy(V, S, ctx, vm, i)
@@ -112,7 +121,7 @@ def vm_destroy(S, V, vm):
     S.cnt[st.CNT_VM_DESTROYED] += 1
 
 
-@kernel
+@kernel(cold=True)
 def build_add(S, V, vm, gfn, count):
     """Build-time load of the initial image, 4K at a time, through the vCPU-0 caches."""
     ctx = host_ctx(S, vm, 0)
@@ -123,9 +132,8 @@ def build_add(S, V, vm, gfn, count):
         g = base + gfn + k
         if S.g_map[g] != 0:
             continue
-        pools.topup(S, ctx, vm, C.POOL_SHADOW_PAGE, gv, -1)
-        if S.sc[st.SC_EXTERNAL_SPT] != 0:
-            pools.topup(S, ctx, vm, C.POOL_EXTERNAL_SPT, gv, -1)
+        if pools.topup(S, ctx, vm, C.POOL_SHADOW_PAGE, gv, -1) < 0:
+            return -1
         vo.topup(V, S, ctx, vm, 0)
         pfn = gmem.get_pfn(S, V, ctx, vm, g, private)
         if pfn < 0:
@@ -143,7 +151,7 @@ def build_add(S, V, vm, gfn, count):
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def convert(S, V, vm, gfn, count, to_shared):
     """KVM_SET_MEMORY_ATTRIBUTES from the VMM, then the discard of the old side's memory."""
     ctx = host_ctx(S, vm, 0)
@@ -151,6 +159,7 @@ def convert(S, V, vm, gfn, count, to_shared):
     g = base + gfn
     clock.charge(S, ctx, S.cost[st.COST_IOCTL])
     pools.topup(S, ctx, vm, C.POOL_SPLIT, vm, -1)
+    vo.topup(V, S, ctx, vm, -1)
     clock.lock(S, ctx, C.LOCK_MMU, vm, True)
     exact = S.sc[st.SC_EXACT_ZAP] != 0
     tdp_mmu.zap_range(S, V, ctx, vm, -1, g, count, C.CAUSE_CONVERT, exact)
@@ -164,13 +173,14 @@ def convert(S, V, vm, gfn, count, to_shared):
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def punch(S, V, vm, gfn, count):
     """fallocate(PUNCH_HOLE) on guest_memfd: zap exactly, then free the private folios."""
     ctx = host_ctx(S, vm, 0)
     g = S.vm_gfn_base[vm] + gfn
     clock.charge(S, ctx, S.cost[st.COST_IOCTL])
     pools.topup(S, ctx, vm, C.POOL_SPLIT, vm, -1)
+    vo.topup(V, S, ctx, vm, -1)
     clock.lock(S, ctx, C.LOCK_MMU, vm, True)
     exact = S.sc[st.SC_EXACT_ZAP] != 0
     # only private pages live in guest_memfd; shared ones are VMM memory and stay mapped
@@ -189,7 +199,7 @@ def punch(S, V, vm, gfn, count):
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def folio_split(S, V, vm, gfn):
     """The host splits the huge folio at ``gfn``: KVM must split or zap larger mappings first."""
     g = S.vm_gfn_base[vm] + gfn
@@ -202,6 +212,7 @@ def folio_split(S, V, vm, gfn):
     ctx = host_ctx(S, vm, 1)
     h = g & ~(P2M - 1)
     pools.topup(S, ctx, vm, C.POOL_SPLIT, vm, -1)
+    vo.topup(V, S, ctx, vm, -1)
     clock.lock(S, ctx, C.LOCK_MMU, vm, True)
     m = S.g_map[h]
     if m == C.LVL_2M + 1:
@@ -214,19 +225,22 @@ def folio_split(S, V, vm, gfn):
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def folio_collapse(S, V, vm, gfn):
     """khugepaged collapses a 2M range of 4K folios into one huge folio.
 
     Only VMM (shared) memory can be collapsed: guest_memfd memory cannot be migrated, so a
-    range with private pages is refused (``reference/snp.md`` §4.6). The MMU notifier zaps the
-    range, the pages are copied into the new folio, and the next fault may map it at 2M.
+    range with private pages is refused (``reference/snp.md`` §4.6); so is memory that is not
+    THP (khugepaged only scans THP-enabled mappings; hugetlb and 4K-only memory stay as they
+    are). The MMU notifier zaps the range, the pages are copied into the new folio, and the
+    next fault may map it at 2M.
     """
     g = S.vm_gfn_base[vm] + gfn
     h = g & ~(P2M - 1)
     if S.r2_folio[h >> 9] != 0:
         return 0
-    if S.r2_private[h >> 9] != 0 or h + P2M > S.vm_gfn_base[vm] + S.vm_pages[vm]:
+    if S.vm_backing[vm] != C.BACK_THP or S.r2_private[h >> 9] != 0 \
+            or h + P2M > S.vm_gfn_base[vm] + S.vm_pages[vm]:
         S.cnt[st.CNT_COLLAPSE_REFUSED] += 1
         return 0
     for i in range(P2M):
@@ -264,15 +278,20 @@ def access(S, V, vm, vcpu, gfn, flags):
         S.cnt[st.CNT_EXITS] += 1
         S.cnt[st.CNT_IMPLICIT_CONVERT] += 1
         clock.charge(S, ctx, S.cost[st.COST_EXIT])
+        vo.vcpu_exit(V, S, ctx, vm, vcpu)
         convert(S, V, vm, gfn, 1, not private)
         clock.sync_clock(S, ctx, S.ctx_clock[host_ctx(S, vm, 0)])
+        vo.vcpu_enter(V, S, ctx, vm, vcpu)
     if S.g_map[g] != 0:
         S.cnt[st.CNT_ACCESS_MAPPED] += 1
         clock.charge(S, ctx, S.cost[st.COST_ACCESS])
         return 0
     S.cnt[st.CNT_EXITS] += 1
     clock.charge(S, ctx, S.cost[st.COST_EXIT])
-    if tdp_mmu.fault(S, V, ctx, vm, vcpu, g, private, C.LVL_1G) < 0:
+    vo.vcpu_exit(V, S, ctx, vm, vcpu)
+    r = tdp_mmu.fault(S, V, ctx, vm, vcpu, g, private, C.LVL_1G)
+    vo.vcpu_enter(V, S, ctx, vm, vcpu)
+    if r < 0:
         return -1
     return 0
 
@@ -292,7 +311,7 @@ def _touch_span(S, V, vm, vcpu, gfn, level, flags):
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def _split_for_accept(S, V, ctx, vm, vcpu, g, level):
     """The guest accepted below the host mapping: split it under write ``mmu_lock``."""
     m = S.g_map[g]
@@ -302,9 +321,8 @@ def _split_for_accept(S, V, ctx, vm, vcpu, g, level):
     if cur <= level:
         return 0
     gv = S.vm_vcpu_base[vm] + vcpu
-    pools.topup(S, ctx, vm, C.POOL_SHADOW_PAGE, gv, -1)
-    if S.sc[st.SC_EXTERNAL_SPT] != 0:
-        pools.topup(S, ctx, vm, C.POOL_EXTERNAL_SPT, gv, -1)
+    if pools.topup(S, ctx, vm, C.POOL_SHADOW_PAGE, gv, -1) < 0:
+        return -1
     vo.topup(V, S, ctx, vm, vcpu)
     clock.lock(S, ctx, C.LOCK_MMU, vm, True)
     status = 0
@@ -335,12 +353,18 @@ def _accept_unit(S, V, vm, vcpu, gfn, level, flags):
         if r == C.ACCEPT_NOT_MAPPED:
             S.cnt[st.CNT_EXITS] += 1
             clock.charge(S, ctx, S.cost[st.COST_EXIT])
-            if tdp_mmu.fault(S, V, ctx, vm, vcpu, g, _private_access(S, flags), level) < 0:
+            vo.vcpu_exit(V, S, ctx, vm, vcpu)
+            lvl = tdp_mmu.fault(S, V, ctx, vm, vcpu, g, _private_access(S, flags), level)
+            vo.vcpu_enter(V, S, ctx, vm, vcpu)
+            if lvl < 0:
                 return -1
         elif r == C.ACCEPT_EXIT_SPLIT:
             S.cnt[st.CNT_EXITS] += 1
             clock.charge(S, ctx, S.cost[st.COST_EXIT])
-            if _split_for_accept(S, V, ctx, vm, vcpu, g, level) != 0:
+            vo.vcpu_exit(V, S, ctx, vm, vcpu)
+            status = _split_for_accept(S, V, ctx, vm, vcpu, g, level)
+            vo.vcpu_enter(V, S, ctx, vm, vcpu)
+            if status != 0:
                 return -1
         elif r == C.ACCEPT_SIZE_MISMATCH:
             return MISMATCH
@@ -377,7 +401,7 @@ def accept(S, V, vm, vcpu, gfn, level, flags):
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def idle(S, V, vm, ns):
     """The VM's vCPUs run for ``ns`` without exits: their clocks move, no work is charged."""
     base = S.vm_vcpu_base[vm]
@@ -387,7 +411,7 @@ def idle(S, V, vm, ns):
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def recover(S, V, vm, gfn, count):
     """KVM huge-page recovery: replace fully populated page tables by huge leaves."""
     ctx = host_ctx(S, vm, 0)

@@ -31,24 +31,41 @@ def topup(S, ctx, vm, pool, inst, minimum):
     """Fill ``pool[inst]`` to capacity if it holds fewer than ``minimum`` pages.
 
     ``minimum`` < 0 uses the pool's declared minimum. Returns the pages added, or -1 when the
-    host ran out of memory part-way (the pool keeps what it got, as KVM's does).
+    host ran out of memory before the pool reached ``minimum``: the pool keeps what it got,
+    and a fill that reached the minimum is a success, as in KVM (``-ENOMEM`` only when
+    ``nobjs < min``), whose callers then fail before taking ``mmu_lock``.
     """
     if minimum < 0:
         minimum = S.pool_min[pool]
-    n = S.pool_count[pool, inst]
-    if n >= minimum:
+    if S.pool_count[pool, inst] >= minimum:
         return 0
+    return _fill(S, ctx, vm, pool, inst, minimum)
+
+
+@kernel(cold=True)
+def _fill(S, ctx, vm, pool, inst, minimum):
+    n = S.pool_count[pool, inst]
     before = n
     cap = S.pool_cap[pool]
     owner = S.pool_owner[pool]
     while n < cap:
         pfn = host.alloc_4k(S, ctx, vm, owner, C.SITE_POOL_TOPUP)
         if pfn < 0:
-            S.pool_count[pool, inst] = n
-            return -1
+            break
         S.pool_pfns[pool, inst, n] = pfn
         n += 1
+    filled(S, ctx, vm, pool, inst, before, n)
+    if n < minimum:
+        return -1
+    return n - before
+
+
+@kernel(cold=True)
+def filled(S, ctx, vm, pool, inst, before, n):
+    """Record that ``pool[inst]`` went from ``before`` to ``n`` pages in one top-up."""
     S.pool_count[pool, inst] = n
+    if n <= before:
+        return
     S.pool_topups[pool] += 1
     held = 0
     for i in range(S.pool_count.shape[1]):
@@ -56,7 +73,6 @@ def topup(S, ctx, vm, pool, inst, minimum):
     if held > S.pool_peak[pool]:
         S.pool_peak[pool] = held
     clock.emit(S, C.POINT_POOL_TOPUP, ctx, vm, -1, pool, before, n, 0, 0, 0)
-    return n - before
 
 
 @kernel
@@ -77,7 +93,7 @@ def take(S, ctx, vm, pool, inst, owner, site):
     return pfn
 
 
-@kernel
+@kernel(cold=True)
 def drain(S, ctx, vm, pool, inst):
     """Free every page cached in ``pool[inst]`` (``kvm_mmu_free_memory_cache``)."""
     n = S.pool_count[pool, inst]

@@ -170,7 +170,8 @@ def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_co
     ngfn = layout.total_gfns
     nr2 = ngfn // PAGES_2M
     nr1 = ngfn // PAGES_1G
-    nq = max(1, (ngfn + (1 << 27) - 1) // (1 << 27))
+    # PDPTs (512G each) per VM slot: slots are only 1G aligned, so several share a 512G range
+    nq = max([1] + [(s.memory_pages + (1 << 27) - 1) >> 27 for s in layout.slots])
     nvm = max(1, len(layout.slots))
     nvcpu = layout.total_vcpus
     nctx = n_contexts(nvcpu, nvm)
@@ -236,7 +237,7 @@ def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_co
         r1_private=np.zeros(nr1, np.int32),
         r1_pd=np.full(nr1, -1, np.int32),
         r1_entries=np.zeros(nr1, np.int16),
-        q_pdpt=np.full(nq, -1, np.int32),
+        q_pdpt=np.full((nvm, nq), -1, np.int32),
         vm_alive=np.zeros(nvm, np.uint8),
         vm_gfn_base=vm_gfn_base,
         vm_pages=vm_pages,

@@ -4,7 +4,7 @@ State is flat: ``S.g_map[g]`` holds ``level + 1`` of the leaf mapping global gfn
 mapped), so a 2M leaf writes 512 bytes and any lookup is one load. Page tables are real host
 frames recorded per covered range: the page table holding 4K leaves of a 2M range
 (``S.r2_pt``), the one holding 2M entries of a 1G range (``S.r1_pd``), the one holding 1G entries
-of a 512G range (``S.q_pdpt``) and the VM's root (``S.vm_root``).
+of a 512G range of the VM (``S.q_pdpt[vm]``) and the VM's root (``S.vm_root``).
 
 KVM's rules (``reference/tdx.md`` §4.1, ``reference/snp.md`` §3, KVM's
 ``kvm_mmu_max_mapping_level``): a leaf is never larger than its folio, than the vendor's maximum
@@ -57,32 +57,26 @@ def _take_table(S, V, ctx, vm, vcpu, gfn, level, site):
 
 
 @kernel
-def _take_external(S, V, ctx, vm, vcpu, site):
-    if vcpu >= 0:
-        gv = S.vm_vcpu_base[vm] + vcpu
-        return pools.take(S, ctx, vm, C.POOL_EXTERNAL_SPT, gv, C.OWN_FW_PT, site)
-    return pools.take(S, ctx, vm, C.POOL_SPLIT, vm, C.OWN_FW_PT, site)
-
-
-@kernel
 def _link(S, V, ctx, vm, vcpu, gfn, level, site):
     """Make and link one table level (KVM page + external page for mirroring vendors)."""
     pt = _take_table(S, V, ctx, vm, vcpu, gfn, level, site)
     if pt < 0:
         return -1
     if S.sc[st.SC_EXTERNAL_SPT] != 0:
-        ext = _take_external(S, V, ctx, vm, vcpu, site)
-        if ext >= 0:
-            status = vo.phys_prepare(V, S, ctx, vm, vcpu, ext, level)
-            if status == 0:
-                status = vo.link_external_spt(V, S, ctx, vm, vcpu, gfn, level, ext)
-                if status != 0:
-                    vo.phys_cleanup(V, S, ctx, vm, vcpu, ext, level)
+        ext = vo.alloc_external_spt(V, S, ctx, vm, vcpu, level, site)
+        if ext < 0:
+            host.free_frames_one(S, ctx, vm, pt)
+            return -1
+        status = vo.phys_prepare(V, S, ctx, vm, vcpu, ext, level)
+        if status == 0:
+            status = vo.link_external_spt(V, S, ctx, vm, vcpu, gfn, level, ext)
             if status != 0:
-                clock.error(S, ctx, vm, C.ERR_FW_FAILURE, -1, status)
-                host.free_frames_one(S, ctx, vm, ext)
-                host.free_frames_one(S, ctx, vm, pt)
-                return -1
+                vo.phys_cleanup(V, S, ctx, vm, vcpu, ext, level)
+        if status != 0:
+            clock.error(S, ctx, vm, C.ERR_FW_FAILURE, -1, status)
+            vo.release_external_spt(V, S, ctx, vm, ext)
+            host.free_frames_one(S, ctx, vm, pt)
+            return -1
     clock.charge(S, ctx, S.cost[st.COST_SPTE])
     return pt
 
@@ -99,12 +93,13 @@ def ensure_tables(S, V, ctx, vm, vcpu, g, level):
         if root < 0:
             return -1
         S.vm_root[vm] = root
-    q = g >> 27
-    if S.q_pdpt[q] < 0:
-        pt = _link(S, V, ctx, vm, vcpu, (q << 27) - base, C.LVL_1G, C.SITE_PT_PAGE)
+    # a VM's PDPTs are its own: indexed by the VM-relative gfn, as slots are only 1G aligned
+    q = (g - base) >> 27
+    if S.q_pdpt[vm, q] < 0:
+        pt = _link(S, V, ctx, vm, vcpu, q << 27, C.LVL_1G, C.SITE_PT_PAGE)
         if pt < 0:
             return -1
-        S.q_pdpt[q] = pt
+        S.q_pdpt[vm, q] = pt
     if level <= C.LVL_2M:
         r1 = g >> 18
         if S.r1_pd[r1] < 0:
@@ -217,7 +212,7 @@ def zap_leaf(S, V, ctx, vm, g, level, cause):
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def flush_tlbs(S, ctx, vm):
     """Remote TLB flush for a VM: every live vCPU is kicked out and pays an exit."""
     S.cnt[st.CNT_TLB_FLUSH] += 1
@@ -230,7 +225,7 @@ def flush_tlbs(S, ctx, vm):
             clock.charge(S, base + i, S.cost[st.COST_EXIT])
 
 
-@kernel
+@kernel(cold=True)
 def split_leaf(S, V, ctx, vm, vcpu, g, level, cause):
     """Split the huge leaf at global gfn ``g`` (its head, at ``level``) into 512 leaves.
 
@@ -246,10 +241,14 @@ def split_leaf(S, V, ctx, vm, vcpu, g, level, cause):
         S.cnt[st.CNT_SPLIT_FAILED] += 1
         return -1
     if S.sc[st.SC_EXTERNAL_SPT] != 0:
-        ext = _take_external(S, V, ctx, vm, vcpu, site)
+        ext = vo.alloc_external_spt(V, S, ctx, vm, vcpu, child, site)
+        if ext < 0:
+            host.free_frames_one(S, ctx, vm, pt)
+            S.cnt[st.CNT_SPLIT_FAILED] += 1
+            return -1
         status = vo.phys_prepare(V, S, ctx, vm, vcpu, ext, child)
         if status != 0:
-            host.free_frames_one(S, ctx, vm, ext)
+            vo.release_external_spt(V, S, ctx, vm, ext)
             host.free_frames_one(S, ctx, vm, pt)
             S.cnt[st.CNT_SPLIT_FAILED] += 1
             clock.error(S, ctx, vm, C.ERR_FW_FAILURE, -1, status)
@@ -258,7 +257,7 @@ def split_leaf(S, V, ctx, vm, vcpu, g, level, cause):
     if status != 0:
         if ext >= 0:
             vo.phys_cleanup(V, S, ctx, vm, vcpu, ext, child)
-            host.free_frames_one(S, ctx, vm, ext)
+            vo.release_external_spt(V, S, ctx, vm, ext)
         host.free_frames_one(S, ctx, vm, pt)
         S.cnt[st.CNT_SPLIT_FAILED] += 1
         return status
@@ -271,24 +270,29 @@ def split_leaf(S, V, ctx, vm, vcpu, g, level, cause):
     step = _span(child)
     for i in range(0, n, step):
         _count_leaf(S, g + i, child, 1)
-    _set_leaf_bytes(S, g, child)
+    # every gfn the huge leaf mapped is now mapped by a child leaf
+    v = child + 1
+    for i in range(n):
+        S.g_map[g + i] = v
     S.cnt_split[cause, level] += 1
     clock.charge(S, ctx, S.cost[st.COST_SPTE] * 512)
     clock.emit(S, C.POINT_SPLIT, ctx, vm, vcpu, g - base, level, cause, 0, 0, 0)
     return 0
 
 
-@kernel
+@kernel(cold=True)
 def free_table(S, V, ctx, vm, g, level, pt):
-    """Free a page table (holding ``level`` entries at global gfn ``g``) from an RCU callback.
+    """Free a page table (holding ``level`` entries at global gfn ``g``).
 
-    KVM frees TDP page tables after a grace period; the RCU context pays for it.
+    The mirrored (external) table goes first, synchronously in the caller's context, as KVM's
+    ``handle_removed_pt`` calls ``free_external_spt``; KVM's own page is freed after an RCU
+    grace period, and the RCU context pays for that.
     """
     base = S.vm_gfn_base[vm]
     rcu = S.ctx_kind.shape[0] - 2
-    clock.sync_clock(S, rcu, S.ctx_clock[ctx])
     if S.sc[st.SC_EXTERNAL_SPT] != 0:
-        vo.free_external_spt(V, S, rcu, vm, g - base, level, pt)
+        vo.free_external_spt(V, S, ctx, vm, g - base, level, pt)
+    clock.sync_clock(S, rcu, S.ctx_clock[ctx])
     host.free_frames_one(S, rcu, vm, pt)
     clock.charge(S, rcu, S.cost[st.COST_RCU_FREE])
     S.cnt[st.CNT_PT_FREE] += 1
@@ -296,7 +300,7 @@ def free_table(S, V, ctx, vm, g, level, pt):
     clock.emit(S, C.POINT_PT_FREE, rcu, vm, -1, level, pt, 0, 0, 0, 0)
 
 
-@kernel
+@kernel(cold=True)
 def merge_leaves(S, V, ctx, vm, g, level, cause):
     """Replace the table under the ``level`` entry at global gfn ``g`` by one huge leaf.
 
@@ -348,8 +352,9 @@ def merge_leaves(S, V, ctx, vm, g, level, cause):
 def fault(S, V, ctx, vm, vcpu, g, private, cap):
     """Handle a TDP fault on global gfn ``g`` from ``vcpu``; returns the level mapped or -1.
 
-    The order is KVM's: top up the caches (may sleep), fault in the pfn (guest_memfd or VMM
-    memory), take ``mmu_lock`` for read, build missing tables, install the leaf.
+    The order is KVM's: top up the caches (may sleep; the fault fails if they cannot reach
+    their minimum), fault in the pfn (guest_memfd or VMM memory), take ``mmu_lock`` for read,
+    build missing tables, install the leaf.
     """
     base = S.vm_gfn_base[vm]
     gv = S.vm_vcpu_base[vm] + vcpu
@@ -357,9 +362,9 @@ def fault(S, V, ctx, vm, vcpu, g, private, cap):
     if private:
         S.cnt[st.CNT_FAULT_PRIVATE] += 1
     clock.charge(S, ctx, S.cost[st.COST_FAULT])
-    pools.topup(S, ctx, vm, C.POOL_SHADOW_PAGE, gv, -1)
-    if S.sc[st.SC_EXTERNAL_SPT] != 0:
-        pools.topup(S, ctx, vm, C.POOL_EXTERNAL_SPT, gv, -1)
+    # KVM's fault returns -ENOMEM when the top-up fails, before taking mmu_lock
+    if pools.topup(S, ctx, vm, C.POOL_SHADOW_PAGE, gv, -1) < 0:
+        return -1
     vo.topup(V, S, ctx, vm, vcpu)
     pfn = gmem.get_pfn(S, V, ctx, vm, g, private)
     if pfn < 0:
@@ -404,7 +409,7 @@ def fault(S, V, ctx, vm, vcpu, g, private, cap):
     return lvl
 
 
-@kernel
+@kernel(cold=True)
 def zap_range(S, V, ctx, vm, vcpu, g, n, cause, exact):
     """Zap every leaf mapping global gfns ``[g, g + n)``; the caller holds ``mmu_lock`` (write).
 
@@ -439,7 +444,7 @@ def zap_range(S, V, ctx, vm, vcpu, g, n, cause, exact):
     return zapped
 
 
-@kernel
+@kernel(cold=True)
 def free_all_tables(S, V, ctx, vm):
     """Free every page table of a VM (teardown, after every leaf is gone)."""
     base = S.vm_gfn_base[vm]
@@ -452,10 +457,10 @@ def free_all_tables(S, V, ctx, vm):
         if S.r1_pd[r] >= 0:
             free_table(S, V, ctx, vm, r << 18, C.LVL_2M, S.r1_pd[r])
             S.r1_pd[r] = -1
-    for q in range(base >> 27, (base + n + (1 << 27) - 1) >> 27):
-        if S.q_pdpt[q] >= 0:
-            free_table(S, V, ctx, vm, q << 27, C.LVL_1G, S.q_pdpt[q])
-            S.q_pdpt[q] = -1
+    for q in range((n + (1 << 27) - 1) >> 27):
+        if S.q_pdpt[vm, q] >= 0:
+            free_table(S, V, ctx, vm, base + (q << 27), C.LVL_1G, S.q_pdpt[vm, q])
+            S.q_pdpt[vm, q] = -1
     if S.vm_root[vm] >= 0:
         host.free_frames_one(S, ctx, vm, S.vm_root[vm])
         S.cnt[st.CNT_PT_FREE] += 1

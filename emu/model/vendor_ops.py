@@ -6,7 +6,7 @@ vendor) at compile time. A vendor supplies implementations through the ``kernels
 :class:`emu.records.Vendor` record; :func:`register_vendor_kernels` turns them into numba
 overloads. Points a vendor leaves out get the neutral default written here, which is what an
 ordinary (non-confidential) VM on EPT does. Nothing is dispatched at run time: each call compiles
-to a direct, usually inlined, call.
+to a direct call that LLVM inlines.
 
 Every point receives ``V`` (the vendor's arrays), ``S`` (the core state, ``emu.model.state``) and
 ``ctx`` (the execution context doing the work, whose clock the vendor advances with
@@ -20,13 +20,27 @@ The points, in the order the TDP MMU meets them (the names follow KVM's; see
     PAMT bitmap; SNP: the RMP table) by giving frames to ``consts.OWN_STATIC_META``.
 ``vm_init(V, S, ctx, vm) -> int``
     The VM is being created (TDX: TDR/TDCS control pages; SNP: the guest context page).
+``vm_pre_destroy(V, S, ctx, vm) -> None``
+    Teardown: every leaf of the VM has been zapped, its page tables not yet freed (TDX frees the
+    HKID here, after which S-EPT and control pages can be reclaimed).
 ``vm_destroy(V, S, ctx, vm) -> None``
     Every mapping and backing page of the VM is gone; reclaim what the vendor holds.
 ``vcpu_init(V, S, ctx, vm, vcpu) -> int`` / ``vcpu_destroy(V, S, ctx, vm, vcpu) -> None``
     A vCPU is created (TDX: TDVPR/TDCX; SNP: the VMSA) or destroyed.
+``vcpu_exit(V, S, ctx, vm, vcpu) -> None`` / ``vcpu_enter(V, S, ctx, vm, vcpu) -> None``
+    The vCPU left the guest for the host (an EPT violation or another exit KVM handles) and
+    entered it again afterwards (TDX counts vCPUs per TLB epoch at entry and exit).
 ``topup(V, S, ctx, vm, vcpu) -> None``
-    Called before ``mmu_lock`` is taken on a fault, where sleeping is allowed: fill the vendor's
-    per-vCPU caches (``topup_external_cache``).
+    Called before ``mmu_lock`` is taken, where sleeping is allowed: on a fault, fill the
+    vendor's per-vCPU caches (``topup_external_cache``); with ``vcpu`` -1, on the vCPU-less paths
+    that may split (conversion, hole punch, host folio split), fill the per-VM caches.
+``alloc_external_spt(V, S, ctx, vm, vcpu, level, site) -> int``
+    A vendor that mirrors page tables (``external_spt``) supplies the page for the external
+    table whose entries map ``level``-sized pages, under ``mmu_lock``: from a cache it topped up,
+    or by allocating (an error in atomic context). Returns the frame, or -1.
+``release_external_spt(V, S, ctx, vm, pt_pfn) -> None``
+    An external table page from ``alloc_external_spt`` was never linked (the link or split
+    failed): take it back.
 ``gmem_prepare(V, S, ctx, vm, gfn, pfn, order) -> int``
     guest_memfd hands out a folio of ``order`` for the first time (``kvm_arch_gmem_prepare``).
 ``gmem_invalidate(V, S, ctx, vm, gfn, pfn, npages) -> None``
@@ -46,7 +60,8 @@ The points, in the order the TDP MMU meets them (the names follow KVM's; see
 ``remove_external_spte(V, S, ctx, vm, gfn, level, pfn) -> int``
     A leaf is being zapped (TDX: BLOCK, TRACK, kick, PAGE.REMOVE).
 ``free_external_spt(V, S, ctx, vm, gfn, level, pt_pfn) -> None``
-    A page table is being freed.
+    KVM's page table ``pt_pfn`` mapping ``level`` entries at ``gfn`` is being freed; the vendor
+    frees its mirror of it (called synchronously, before KVM's RCU free).
 ``split_external_spte(V, S, ctx, vm, vcpu, gfn, level, pt_pfn, cause) -> int``
     A huge leaf at ``level`` is about to become 512 leaves one level down (TDX: DEMOTE, with
     ``pt_pfn`` the new external page table; -1 for vendors without external page tables).
@@ -78,6 +93,10 @@ def vm_init(V, S, ctx, vm):
     return 0
 
 
+def vm_pre_destroy(V, S, ctx, vm):
+    return None
+
+
 def vm_destroy(V, S, ctx, vm):
     return None
 
@@ -90,7 +109,23 @@ def vcpu_destroy(V, S, ctx, vm, vcpu):
     return None
 
 
+def vcpu_exit(V, S, ctx, vm, vcpu):
+    return None
+
+
+def vcpu_enter(V, S, ctx, vm, vcpu):
+    return None
+
+
 def topup(V, S, ctx, vm, vcpu):
+    return None
+
+
+def alloc_external_spt(V, S, ctx, vm, vcpu, level, site):
+    return -1
+
+
+def release_external_spt(V, S, ctx, vm, pt_pfn):
     return None
 
 
@@ -154,10 +189,11 @@ def check(V, S):
 POINTS = {
     f.__name__: f
     for f in (
-        host_init, vm_init, vm_destroy, vcpu_init, vcpu_destroy, topup, gmem_prepare, gmem_invalidate,
-        gmem_max_mapping_level, phys_prepare, phys_cleanup, link_external_spt, set_external_spte,
-        remove_external_spte, free_external_spt, split_external_spte, merge_external_spte,
-        guest_accept, build_add, check,
+        host_init, vm_init, vm_pre_destroy, vm_destroy, vcpu_init, vcpu_destroy, vcpu_exit,
+        vcpu_enter, topup, alloc_external_spt, release_external_spt, gmem_prepare,
+        gmem_invalidate, gmem_max_mapping_level, phys_prepare, phys_cleanup, link_external_spt,
+        set_external_spte, remove_external_spte, free_external_spt, split_external_spte,
+        merge_external_spte, guest_accept, build_add, check,
     )
 }
 
@@ -214,8 +250,9 @@ def _install(name, stub):
     params = ", ".join(point_signature(name))
     namespace = {"choose": choose}
     exec(f"def dispatch_{name}({params}):\n    return choose(V)\n", namespace)
-    overload(stub, prefer_literal=False, inline="always",
-             jit_options={"_nrt": False})(namespace[f"dispatch_{name}"])
+    # LLVM inlines the chosen implementation (numba's IR-level inlining miscompiled; emu.jit)
+    overload(stub, prefer_literal=False,
+             jit_options={"_nrt": False, "forceinline": True})(namespace[f"dispatch_{name}"])
 
 
 def _copy_default(fn):
