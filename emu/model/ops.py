@@ -386,6 +386,13 @@ def accept(S, V, vm, vcpu, gfn, level, flags):
     r = _accept_unit(S, V, vm, vcpu, gfn, level, flags)
     if r != MISMATCH:
         return r
+    return _accept_smaller(S, V, vm, vcpu, gfn, level, flags)
+
+
+@kernel(cold=True)
+def _accept_smaller(S, V, vm, vcpu, gfn, level, flags):
+    """After a size mismatch the guest accepts the same range one level down (and, for a 1G
+    request over 4K mappings, at 4K)."""
     if level == C.LVL_4K:
         clock.error(S, vcpu_ctx(S, vm, vcpu), vm, C.ERR_GUEST, C.ACCEPT_SIZE_MISMATCH, level)
         return -1

@@ -56,7 +56,7 @@ def _take_table(S, V, ctx, vm, vcpu, gfn, level, site):
     return pt
 
 
-@kernel
+@kernel(cold=True)
 def _link(S, V, ctx, vm, vcpu, gfn, level, site):
     """Make and link one table level (KVM page + external page for mirroring vendors)."""
     pt = _take_table(S, V, ctx, vm, vcpu, gfn, level, site)

@@ -53,12 +53,23 @@ def pamt_get(V, S, ctx, vm, pfn, pool, inst):
     if not M.dpamt(V):
         return 0
     r = pfn >> 9
+    if V.opt[T.OPT_POLICY] == T.POL_LAZY:
+        # no refcounts: a pair is there or is added now; the module's hints remove it
+        if V.pamt2m_pt[r] == A.PT_PAMT:
+            return 0
+        return lazy_add(V, S, ctx, vm, pfn)
     S.cnt[CNT + T.CN_GETS] += 1
     if V.refcount[r] > 0:
         V.refcount[r] += 1
         S.cnt[CNT + T.CN_GETS_FAST] += 1
         clock.emit(S, T.POINT_PAMT_GET, ctx, vm, -1, r, V.refcount[r], 0, 0, 0, 0)
         return 0
+    return _get_slow(V, S, ctx, vm, r, pool, inst)
+
+
+@kernel(cold=True)
+def _get_slow(V, S, ctx, vm, r, pool, inst):
+    """The refcount was 0: take a pair, then add it under ``pamt_lock`` unless someone did."""
     p0 = take_page(V, S, ctx, vm, pool, inst, T.SITE_PAIR)
     p1 = take_page(V, S, ctx, vm, pool, inst, T.SITE_PAIR)
     if p0 < 0 or p1 < 0:
@@ -97,7 +108,7 @@ def free_pair(V, S, ctx, vm, p0, p1):
 @kernel
 def pamt_put(V, S, ctx, vm, pfn):
     """``tdx_pamt_put(pfn)``: drop one reference; the last one removes the region's pair."""
-    if not M.dpamt(V):
+    if not M.dpamt(V) or V.opt[T.OPT_POLICY] == T.POL_LAZY:
         return
     r = pfn >> 9
     S.cnt[CNT + T.CN_PUTS] += 1
@@ -106,6 +117,12 @@ def pamt_put(V, S, ctx, vm, pfn):
         S.cnt[CNT + T.CN_PUTS_FAST] += 1
         clock.emit(S, T.POINT_PAMT_PUT, ctx, vm, -1, r, V.refcount[r], 0, 0, 0, 0)
         return
+    _put_slow(V, S, ctx, vm, r)
+
+
+@kernel(cold=True)
+def _put_slow(V, S, ctx, vm, r):
+    """The last reference: remove the pair under ``pamt_lock`` and free its pages."""
     if V.refcount[r] <= 0:
         clock.error(S, ctx, vm, C.ERR_VENDOR, A.FW_PAMT_REMOVE, r)
         return
@@ -127,3 +144,37 @@ def pamt_put(V, S, ctx, vm, pfn):
             host.set_owner(S, V.pamt2m_pair[r, 0], 1, C.OWN_LEAKED)
             host.set_owner(S, V.pamt2m_pair[r, 1], 1, C.OWN_LEAKED)
     clock.emit(S, T.POINT_PAMT_PUT, ctx, vm, -1, r, V.refcount[r], removed, 0, 0, 0)
+
+
+@kernel(cold=True)
+def lazy_add(V, S, ctx, vm, pfn):
+    """lazy: add the pair of ``pfn``'s region where we stand, with pages from the page
+    allocator (under ``mmu_lock`` that is an allocation in atomic context)."""
+    S.cnt[CNT + T.CN_LAZY_FAULTS] += 1
+    r = pfn >> 9
+    p0 = host.alloc_4k(S, ctx, vm, C.OWN_FW_META, T.SITE_LAZY_PAIR)
+    p1 = host.alloc_4k(S, ctx, vm, C.OWN_FW_META, T.SITE_LAZY_PAIR)
+    if p0 < 0 or p1 < 0:
+        give_back(V, S, ctx, vm, p0, -1, 0)
+        give_back(V, S, ctx, vm, p1, -1, 0)
+        return -1
+    status = M.tdh_phymem_pamt_add(V, S, ctx, r << 9, p0, p1)
+    if status != A.SUCCESS:
+        host.free_frames_one(S, ctx, vm, p0)
+        host.free_frames_one(S, ctx, vm, p1)
+        return status
+    S.cnt[CNT + T.CN_PAIRS_ADDED] += 1
+    return 0
+
+
+@kernel
+def removal_hint(V, S, ctx, vm, pfn, hint):
+    """The module said ``pfn``'s region counts no page any more: lazy removes its pair."""
+    if not hint:
+        return
+    S.cnt[CNT + T.CN_HINTS] += 1
+    if V.opt[T.OPT_POLICY] != T.POL_LAZY or not M.dpamt(V):
+        return
+    if M.tdh_phymem_pamt_remove(V, S, ctx, (pfn >> 9) << 9) == A.SUCCESS:
+        S.cnt[CNT + T.CN_PAIRS_REMOVED] += 1
+        free_pair(V, S, ctx, vm, V.out[1], V.out[2])

@@ -113,6 +113,7 @@ def control_page_free(V, S, ctx, vm, pfn):
         clock.error(S, ctx, vm, C.ERR_FW_FAILURE, A.FW_RECLAIM, status)
         host.set_owner(S, pfn, 1, C.OWN_LEAKED)
         return
+    D.removal_hint(V, S, ctx, vm, pfn, (V.out[0] >> 62) & 1)
     M.tdh_phymem_page_wbinvd(V, S, ctx, pfn)
     D.pamt_put(V, S, ctx, vm, pfn)
     host.free_frames_one(S, ctx, vm, pfn)
@@ -188,11 +189,15 @@ def _vcpu_init(V, S, ctx, vm, vcpu):
     return 0
 
 
-@kernel(cold=True)
+@kernel(inline=True)
 def _ensure_running(V, S, ctx, vm):
     """The first time a vCPU runs, the build is over: TDH.MR.FINALIZE, then every vCPU enters."""
-    if V.td_state[vm] != T.TD_INITIALIZED:
-        return
+    if V.td_state[vm] == T.TD_INITIALIZED:
+        _finalize(V, S, ctx, vm)
+
+
+@kernel(cold=True)
+def _finalize(V, S, ctx, vm):
     M.tdh_mr_finalize(V, S, ctx, _tdr(V, vm))
     vb = S.vm_vcpu_base[vm]
     for i in range(S.vm_vcpus[vm]):
@@ -334,21 +339,10 @@ def _phys_cleanup(V, S, ctx, vm, vcpu, pfn, level):
     D.pamt_put(V, S, ctx, vm, pfn)
 
 
-@kernel(cold=True)
+@kernel(inline=True)
 def _lazy_pair(V, S, ctx, vm, pfn):
-    """lazy: the call failed for want of a pair; allocate one where we stand (under mmu_lock,
-    so in atomic context) and add it, then the caller retries."""
-    S.cnt[CNT + T.CN_LAZY_FAULTS] += 1
-    r = pfn >> 9
-    p0 = host.alloc_4k(S, ctx, vm, C.OWN_FW_META, T.SITE_LAZY_PAIR)
-    p1 = host.alloc_4k(S, ctx, vm, C.OWN_FW_META, T.SITE_LAZY_PAIR)
-    status = M.tdh_phymem_pamt_add(V, S, ctx, r << 9, p0, p1)
-    if status != A.SUCCESS:
-        host.free_frames_one(S, ctx, vm, p0)
-        host.free_frames_one(S, ctx, vm, p1)
-        return status
-    S.cnt[CNT + T.CN_PAIRS_ADDED] += 1
-    return 0
+    """lazy: the call failed for want of a pair; add one where we stand, then retry."""
+    return D.lazy_add(V, S, ctx, vm, pfn)
 
 
 @kernel
@@ -378,7 +372,7 @@ def _link_external_spt(V, S, ctx, vm, vcpu, gfn, level, pt_pfn):
     return 0
 
 
-@kernel(cold=True)
+@kernel
 def _set_external_spte(V, S, ctx, vm, vcpu, gfn, level, pfn):
     """``tdx_sept_set_private_spte``: PAGE.ADD during the build, PAGE.AUG afterwards."""
     four_k = level == C.LVL_4K
@@ -421,16 +415,9 @@ def _after_remove_4k(V, S, ctx, vm, pfn, hint):
     """The data page's PAMT after a successful 4K PAGE.REMOVE (or a PROMOTE-freed page)."""
     if not M.dpamt(V):
         return
-    if hint:
-        S.cnt[CNT + T.CN_HINTS] += 1
-    p = _policy(V)
+    D.removal_hint(V, S, ctx, vm, pfn, hint)
     if _get_at_map(V):
         D.pamt_put(V, S, ctx, vm, pfn)
-    elif p == T.POL_LAZY and hint:
-        r = pfn >> 9
-        if M.tdh_phymem_pamt_remove(V, S, ctx, r << 9) == A.SUCCESS:
-            S.cnt[CNT + T.CN_PAIRS_REMOVED] += 1
-            D.free_pair(V, S, ctx, vm, V.out[1], V.out[2])
 
 
 @kernel(cold=True)
@@ -473,6 +460,7 @@ def _free_external_spt(V, S, ctx, vm, gfn, level, pt_pfn):
             clock.error(S, ctx, vm, C.ERR_FW_FAILURE, A.FW_RECLAIM, status)
             host.set_owner(S, page, 1, C.OWN_LEAKED)
             return
+        D.removal_hint(V, S, ctx, vm, page, (V.out[0] >> 62) & 1)
         M.tdh_phymem_page_wbinvd(V, S, ctx, page)
     else:
         tdr = _tdr(V, vm)
@@ -482,6 +470,7 @@ def _free_external_spt(V, S, ctx, vm, gfn, level, pt_pfn):
         if status != A.SUCCESS:
             clock.error(S, ctx, vm, C.ERR_FW_FAILURE, A.FW_SEPT_REMOVE, status)
             return
+        D.removal_hint(V, S, ctx, vm, page, (V.out[0] >> 62) & 1)
     if level == C.LVL_4K:
         V.spt4k[g >> 9] = -1
     elif level == C.LVL_2M:
@@ -633,8 +622,23 @@ def _guest_accept(V, S, ctx, vm, vcpu, gfn, level):
 # --- teardown -------------------------------------------------------------------------------------
 
 @kernel(cold=True)
+def _drain_sept_cache(V, S, ctx, vm, pool, inst):
+    """Free a cache of S-EPT pages that carry their PAMT (kmem-cache, topup) page by page, so
+    each page's PAMT goes where the policy sends it (emu's generic drain would just free it)."""
+    if not _sept_pages_hold_pamt(V):
+        return
+    for i in range(S.pool_count[pool, inst]):
+        _drop_sept_page(V, S, ctx, vm, S.pool_pfns[pool, inst, i])
+        S.pool_pfns[pool, inst, i] = -1
+    S.pool_count[pool, inst] = 0
+
+
+@kernel(cold=True)
 def _vm_pre_destroy(V, S, ctx, vm):
-    """``tdx_mmu_release_hkid``: flush every vCPU, VPFLUSHDONE, cache write-back, free the HKID."""
+    """``tdx_mmu_release_hkid``: flush every vCPU, VPFLUSHDONE, cache write-back, free the HKID.
+    The per-VM S-EPT split cache is emptied here too (the core drains per-VM caches before the
+    vendor's ``vm_destroy``)."""
+    _drain_sept_cache(V, S, ctx, vm, T.POOL_EXTERNAL_SPLIT, vm)
     tdr = _tdr(V, vm)
     if tdr < 0:
         return
@@ -651,8 +655,9 @@ def _vm_pre_destroy(V, S, ctx, vm):
 
 @kernel(cold=True)
 def _vcpu_destroy(V, S, ctx, vm, vcpu):
-    """Reclaim the vCPU's TDCX pages and its TDVPR."""
+    """Reclaim the vCPU's TDCX pages and its TDVPR; empty its S-EPT cache."""
     gv = _gv(S, vm, vcpu)
+    _drain_sept_cache(V, S, ctx, vm, T.POOL_EXTERNAL_SPT, gv)
     for i in range(V.vp_ntdcx[gv]):
         control_page_free(V, S, ctx, vm, V.vp_tdcx[gv, i])
         V.vp_tdcx[gv, i] = -1
@@ -734,8 +739,10 @@ def _check(V, S):
 
 
 # --- the points -----------------------------------------------------------------------------------
-# Thin entries for the vendor points whose bodies above are cold kernels: a point is spliced
-# into its callers, and these bodies are too large to copy into every one of them.
+# The vendor points. Most are thin entries for the kernels above: a point is compiled into
+# every caller, and the cold bodies are too large to copy into each; where a cheap test decides
+# that nothing is to be done (a policy that does not use the point), it is made here, so the
+# common case costs no call.
 
 def host_init(V, S, ctx):
     return _host_init(V, S, ctx)
@@ -766,11 +773,15 @@ def merge_external_spte(V, S, ctx, vm, gfn, level, cause):
 
 
 def gmem_prepare(V, S, ctx, vm, gfn, pfn, order):
+    if _policy(V) != T.POL_GMEM_PREPARE or not M.dpamt(V):
+        return 0
     return _gmem_prepare(V, S, ctx, vm, gfn, pfn, order)
 
 
 def gmem_invalidate(V, S, ctx, vm, gfn, pfn, npages):
-    return _gmem_invalidate(V, S, ctx, vm, gfn, pfn, npages)
+    if _policy(V) != T.POL_GMEM_PREPARE or not M.dpamt(V):
+        return
+    _gmem_invalidate(V, S, ctx, vm, gfn, pfn, npages)
 
 
 def vm_pre_destroy(V, S, ctx, vm):

@@ -384,7 +384,7 @@ def tdh_vp_enter(V, S, ctx, tdvpr):
     return fw(V, S, ctx, td, A.FW_VP_ENTER, status, tdvpr, 0, 0)
 
 
-@kernel(cold=True)
+@kernel
 def td_exit(V, vp, td):
     """The vCPU left the TD (the end of TDH.VP.ENTER): it no longer counts in its epoch."""
     e = V.vp_epoch[vp]

@@ -109,3 +109,24 @@ def test_static_and_dynamic_give_the_same_mappings(run_toml):
     assert a["mappings"]["installed"] == b["mappings"]["installed"]
     assert "TDH.PHYMEM.PAMT.ADD" not in a["firmware"]["by_call"]
     assert b["firmware"]["by_call"]["TDH.PHYMEM.PAMT.ADD"]["count"] > 0
+
+
+def test_topup_holds_pamt_in_idle_caches_until_teardown(run_toml):
+    """Sean's top-up proposal: every page in a vCPU's S-EPT cache (up to 40) holds PAMT while
+    it waits; the pages and their pairs go when the vCPU does."""
+    r = run_toml(scenario(vcpus=2), vendor="tdx:policy=topup", check=True)
+    assert r["check"]["violation"] is None
+    assert r["memory"]["end"]["vendor_pool"] >= 2 * 5
+    assert 40 < r["pools"]["mmu_external_spt_cache"]["peak_pages"] <= 2 * 40
+    after = r["memory"]["after_teardown"]
+    assert after["fw_metadata"] == 0 and after["vendor_pool"] == 0
+
+
+def test_lazy_adds_pairs_where_the_failure_happens(run_toml):
+    """The pre-RFC design: MISSING_PAMT_PAGE_PAIR first, then a pair allocated in place (under
+    mmu_lock: atomic context) and the call retried; pairs go on the module's removal hint."""
+    r = run_toml(scenario(), vendor="tdx:policy=lazy")
+    assert r["counters"]["lazy_pair_faults"] > 0
+    assert any(k.endswith("TDX_MISSING_PAMT_PAGE_PAIR") for k in r["vendor_report"]["failed_calls"])
+    assert r["errors"]["by_site"]["atomic_alloc"]["tdx_lazy_pamt:pair"] > 0
+    assert r["memory"]["after_teardown"]["fw_metadata"] == 0
