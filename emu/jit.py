@@ -10,9 +10,10 @@ Kernels are ``numba.njit(_nrt=False, forceinline=True)``:
 * ``forceinline=True`` (LLVM ``alwaysinline``): numba passes a namedtuple argument as its
   flattened fields, so a call with the core state (~70 arrays, ~480 machine words) stores and
   reloads every word. Measured on the boot benchmark (16.8M guest operations, ``plain``): 117
-  ns per operation with ordinary calls, 20 ns with every kernel inlined into the driver. The
-  price is compile time: about 80 s cold for a vendor instead of 75 s, and 19 s instead of 12 s
-  for a new driver (another probe set) over cached kernels.
+  ns per operation with ordinary calls, 18.5 ns with the per-operation path inlined. The price
+  is compile time, which is why large bodies off that path are ``cold`` (real calls) and why
+  integer argument types are widened (one signature per kernel): ``plain`` compiles in about
+  a minute, ``tdx`` in four to five.
 
 Numba's on-disk cache does not notice when a function's *callee* in another file changes
 (``numba-engine-spike.md`` §4, the stale-cache trap). emu therefore keys the whole cache
@@ -39,16 +40,15 @@ _active_dir: Path | None = None
 KEEP_CACHES = 4
 
 
-def kernel(fn=None, *, inline: bool = False, cold: bool = False):
+def kernel(fn=None, *, cold: bool = False):
     """Compile ``fn`` as a per-event kernel (no reference counting, cached once activated).
 
     Kernels are only ever called from other jitted code, so they get no CPython or C wrapper:
     building those wrappers was a third of cold compile time. Every kernel is inlined into its
-    callers by LLVM (see the module docstring for why). ``inline=True`` is kept as a marker of
-    tiny helpers but compiles the same way: numba's own IR-level inlining (``inline="always"``)
-    silently dropped the body of a small kernel with a branch that followed a vendor call in
-    the same block (numba 0.68; it left ``mmu_lock`` held after conversions), so emu leaves all
-    inlining to LLVM. Measured: same compile time, runs 1-3% slower.
+    callers by LLVM (see the module docstring for why). numba's own IR-level inlining
+    (``inline="always"``) is not used: it silently dropped the body of a small kernel with a
+    branch that followed a vendor call in the same block (numba 0.68; it left ``mmu_lock`` held
+    after conversions).
 
     ``cold=True`` keeps a kernel a real call: for large bodies off the per-event path (VM
     lifecycle, firmware error paths, splits, teardown) the call costs less than compiling a
@@ -56,7 +56,7 @@ def kernel(fn=None, *, inline: bool = False, cold: bool = False):
     sites and callees.
     """
     if fn is None:
-        return lambda f: kernel(f, inline=inline, cold=cold)
+        return lambda f: kernel(f, cold=cold)
     opts = {"_nrt": False, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
     # set either way: numba lets a callee inherit forceinline from its caller otherwise
     opts["forceinline"] = not cold

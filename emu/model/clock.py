@@ -17,22 +17,15 @@ from emu.model import state as st
 
 LOCK_SLEEPS = st.LOCK_SLEEPS
 
-# ``emit``, ``unlock`` and ``sync_clock`` branch, and callers use them right after a vendor point
-# (``vendor_ops``, an ``@overload(inline="always")``) in the same basic block. numba (0.68)
-# silently drops the body of a kernel inlined at its IR level (``@kernel(inline=True)``) that
-# branches when it follows such an overload there: with ``vo.topup`` before its ``unlock``,
-# ``convert`` never released ``mmu_lock`` (no free-at time, the VMM thread left atomic). These
-# three are therefore inlined by LLVM (plain ``@kernel``), which costs nothing at run time.
 
-
-@kernel(inline=True)
+@kernel
 def charge(S, ctx, ns):
     """Advance context ``ctx`` by ``ns`` virtual nanoseconds of work."""
     S.ctx_clock[ctx] += ns
     S.ctx_busy[ctx] += ns
 
 
-@kernel(inline=True)
+@kernel
 def charge_cost(S, ctx, cost_id, times):
     """Advance ``ctx`` by ``times`` x the cost table entry ``cost_id``."""
     ns = S.cost[cost_id] * times
@@ -117,7 +110,7 @@ def unlock(S, ctx, lock_id, inst, write):
         S.ctx_atomic[ctx] -= 1
 
 
-@kernel(inline=True)
+@kernel
 def may_sleep(S, ctx):
     """True where an allocation may sleep: no spinlock held and not an RCU callback."""
     return S.ctx_atomic[ctx] == 0 and S.ctx_kind[ctx] != C.CTX_RCU
@@ -142,7 +135,7 @@ def vm_now(S, vm):
     return t
 
 
-@kernel(inline=True)
+@kernel
 def rand31(S):
     """The run's single deterministic random stream: a 64-bit LCG (Knuth's MMIX constants),
     returning its top 31 bits. Integer arithmetic wraps in numba, which the LCG relies on."""
@@ -151,7 +144,7 @@ def rand31(S):
     return (x >> 33) & 0x7FFFFFFF
 
 
-@kernel(inline=True)
+@kernel
 def chance_ppm(S, ppm):
     """True with probability ``ppm`` / 1e6."""
     if ppm >= 1_000_000:

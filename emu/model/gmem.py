@@ -21,7 +21,7 @@ P2M = 512
 P1G = 262144
 
 
-@kernel(inline=True)
+@kernel
 def folio_level(S, g):
     """The level of the folio backing global gfn ``g`` (``LVL_4K`` when it has none)."""
     if S.r1_folio[g >> 18] != 0:
@@ -31,7 +31,7 @@ def folio_level(S, g):
     return C.LVL_4K
 
 
-@kernel(inline=True)
+@kernel
 def _range_unbacked(S, g, n):
     for i in range(n):
         if S.g_pfn[g + i] >= 0:

@@ -20,14 +20,14 @@ from emu.model import state as st
 PAGES_2M = 512
 
 
-@kernel(inline=True)
+@kernel
 def _count_owner(S, owner, delta):
     S.own_pages[owner] += delta
     if delta > 0 and S.own_pages[owner] > S.own_peak[owner]:
         S.own_peak[owner] = S.own_pages[owner]
 
 
-@kernel(inline=True)
+@kernel
 def _note_used(S):
     used = S.frame_owner.shape[0] - S.own_pages[C.OWN_FREE]
     if used > S.sc[st.SC_USED_PEAK]:
@@ -235,7 +235,7 @@ def set_owner(S, pfn, npages, owner):
         _count_owner(S, owner, 1)
 
 
-@kernel(inline=True)
+@kernel
 def free_frames_one(S, ctx, vm, pfn):
     """Free one 4K frame (a page-table page, a control page)."""
     free_frames(S, ctx, vm, pfn, 1)

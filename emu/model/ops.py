@@ -16,7 +16,7 @@ P2M = 512
 P1G = 262144
 
 
-@kernel(inline=True)
+@kernel
 def vcpu_ctx(S, vm, vcpu):
     return S.vm_vcpu_base[vm] + vcpu
 
@@ -29,7 +29,7 @@ def host_ctx(S, vm, which):
     return ctx
 
 
-@kernel(inline=True)
+@kernel
 def _set_private(S, g, private):
     was = (S.g_attr[g] & st.GA_PRIVATE) != 0
     if was == private:
@@ -43,7 +43,7 @@ def _set_private(S, g, private):
     S.r1_private[g >> 18] += d
 
 
-@kernel(inline=True)
+@kernel
 def _private_access(S, flags):
     return S.sc[st.SC_PRIVATE_MEMORY] != 0 and (flags & C.F_SHARED) == 0
 
@@ -266,7 +266,7 @@ def folio_collapse(S, V, vm, gfn):
     return 0
 
 
-@kernel(inline=True)
+@kernel
 def access(S, V, vm, vcpu, gfn, flags):
     """A guest access: free when mapped, else an exit and a fault."""
     ctx = vcpu_ctx(S, vm, vcpu)
@@ -296,7 +296,7 @@ def access(S, V, vm, vcpu, gfn, flags):
     return 0
 
 
-@kernel(inline=True)
+@kernel
 def _touch_span(S, V, vm, vcpu, gfn, level, flags):
     """What accepting means for a vendor without accept: touching every page of the span."""
     n = tdp_mmu._span(level)
@@ -375,7 +375,7 @@ def _accept_unit(S, V, vm, vcpu, gfn, level, flags):
     return -1
 
 
-@kernel(inline=True)
+@kernel
 def accept(S, V, vm, vcpu, gfn, level, flags):
     """The guest accepts (TDX) or validates (SNP) memory at ``level``; the vendor decides how.
 

@@ -15,7 +15,7 @@ from emu.model import consts as C
 from emu.model import state as st
 
 
-@kernel(inline=True)
+@kernel
 def instance(S, pool, vm, vcpu):
     """Which instance of ``pool`` serves this VM / vCPU (by the pool's declared scope)."""
     scope = S.pool_scope[pool]

@@ -28,7 +28,7 @@ P1G = 262144
 PAGES = (1, 512, 262144)
 
 
-@kernel(inline=True)
+@kernel
 def _span(level):
     if level == C.LVL_1G:
         return P1G
@@ -117,7 +117,7 @@ def ensure_tables(S, V, ctx, vm, vcpu, g, level):
     return 0
 
 
-@kernel(inline=True)
+@kernel
 def _set_leaf_bytes(S, g, level):
     n = _span(level)
     v = level + 1
@@ -125,7 +125,7 @@ def _set_leaf_bytes(S, g, level):
         S.g_map[g + i] = v
 
 
-@kernel(inline=True)
+@kernel
 def _count_leaf(S, g, level, delta):
     S.mapped[level] += delta
     if level == C.LVL_4K:

@@ -40,7 +40,7 @@ The points, in the order the TDP MMU meets them (the names follow KVM's; see
     or by allocating (an error in atomic context). Returns the frame, or -1.
 ``release_external_spt(V, S, ctx, vm, pt_pfn) -> None``
     An external table page from ``alloc_external_spt`` was never linked (the link or split
-    failed): take it back.
+    failed): take it back. The default frees it.
 ``gmem_prepare(V, S, ctx, vm, gfn, pfn, order) -> int``
     guest_memfd hands out a folio of ``order`` for the first time (``kvm_arch_gmem_prepare``).
 ``gmem_invalidate(V, S, ctx, vm, gfn, pfn, npages) -> None``
@@ -82,7 +82,7 @@ import inspect
 from numba.core import types
 from numba.extending import overload
 
-from emu.model import consts
+from emu.model import consts, host
 
 
 def host_init(V, S, ctx):
@@ -126,7 +126,7 @@ def alloc_external_spt(V, S, ctx, vm, vcpu, level, site):
 
 
 def release_external_spt(V, S, ctx, vm, pt_pfn):
-    return None
+    host.free_frames_one(S, ctx, vm, pt_pfn)
 
 
 def gmem_prepare(V, S, ctx, vm, gfn, pfn, order):

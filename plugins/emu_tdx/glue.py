@@ -44,17 +44,17 @@ CNT = st.N_CNT
 P2M = 512
 
 
-@kernel(inline=True)
+@kernel
 def _policy(V):
     return V.opt[T.OPT_POLICY]
 
 
-@kernel(inline=True)
+@kernel
 def _gv(S, vm, vcpu):
     return S.vm_vcpu_base[vm] + vcpu
 
 
-@kernel(inline=True)
+@kernel
 def _tdr(V, vm):
     return V.td_tdr[vm]
 
@@ -72,19 +72,19 @@ def _pair_source_pool(V, S, vm, vcpu):
     return T.POOL_PAMT_VM
 
 
-@kernel(inline=True)
+@kernel
 def _pair_source_inst(S, vm, vcpu):
     return _gv(S, vm, vcpu) if vcpu >= 0 else vm
 
 
-@kernel(inline=True)
+@kernel
 def _sept_pages_hold_pamt(V):
     """Policies whose S-EPT pages got their PAMT before KVM ever takes them."""
     p = _policy(V)
     return M.dpamt(V) and (p == T.POL_KMEM_CACHE or p == T.POL_TOPUP)
 
 
-@kernel(inline=True)
+@kernel
 def _get_at_map(V):
     """Policies that get a data page's PAMT right before AUG/ADD."""
     p = _policy(V)
@@ -189,7 +189,7 @@ def _vcpu_init(V, S, ctx, vm, vcpu):
     return 0
 
 
-@kernel(inline=True)
+@kernel
 def _ensure_running(V, S, ctx, vm):
     """The first time a vCPU runs, the build is over: TDH.MR.FINALIZE, then every vCPU enters."""
     if V.td_state[vm] == T.TD_INITIALIZED:
@@ -339,12 +339,6 @@ def _phys_cleanup(V, S, ctx, vm, vcpu, pfn, level):
     D.pamt_put(V, S, ctx, vm, pfn)
 
 
-@kernel(inline=True)
-def _lazy_pair(V, S, ctx, vm, pfn):
-    """lazy: the call failed for want of a pair; add one where we stand, then retry."""
-    return D.lazy_add(V, S, ctx, vm, pfn)
-
-
 @kernel
 def _pamt_for(V, S, ctx, vm, vcpu, pfn):
     """The running-vcpu-style get for a page about to go to the module (0 if not needed)."""
@@ -363,7 +357,7 @@ def _link_external_spt(V, S, ctx, vm, vcpu, gfn, level, pt_pfn):
     tdr = _tdr(V, vm)
     status = M.tdh_mem_sept_add(V, S, ctx, gfn, level + 1, tdr, pt_pfn)
     if status == A.MISSING_PAMT_PAGE_PAIR and _policy(V) == T.POL_LAZY:
-        if _lazy_pair(V, S, ctx, vm, pt_pfn) == 0:
+        if D.lazy_add(V, S, ctx, vm, pt_pfn) == 0:
             status = M.tdh_mem_sept_add(V, S, ctx, gfn, level + 1, tdr, pt_pfn)
     if status != A.SUCCESS:
         if own_get:
@@ -390,7 +384,7 @@ def _set_external_spte(V, S, ctx, vm, vcpu, gfn, level, pfn):
         else:
             status = M.tdh_mem_page_aug(V, S, ctx, gfn, level, tdr, pfn)
         if status == A.MISSING_PAMT_PAGE_PAIR and _policy(V) == T.POL_LAZY:
-            if _lazy_pair(V, S, ctx, vm, pfn) == 0:
+            if D.lazy_add(V, S, ctx, vm, pfn) == 0:
                 continue
         break
     if status != A.SUCCESS:
@@ -508,7 +502,7 @@ def _split_external_spte(V, S, ctx, vm, vcpu, gfn, level, pt_pfn, cause):
     if own_get and D.pamt_get(V, S, ctx, vm, pt_pfn, pool, inst) != 0:
         return 1
     if dp and p == T.POL_LAZY and M.hpa_free_4k(V, pt_pfn) == A.MISSING_PAMT_PAGE_PAIR:
-        _lazy_pair(V, S, ctx, vm, pt_pfn)
+        D.lazy_add(V, S, ctx, vm, pt_pfn)
     p0 = -1
     p1 = -1
     if dp:

@@ -35,28 +35,28 @@ P2M = 512
 
 # --- PAMT entries ---------------------------------------------------------------------------------
 
-@kernel(inline=True)
+@kernel
 def pt_of(V, pfn):
     return V.pamt4k[pfn] & T.PT_MASK
 
 
-@kernel(inline=True)
+@kernel
 def owner_of(V, pfn):
     """The TD slot owning frame ``pfn`` per its PAMT_4K entry, or -1."""
     return (V.pamt4k[pfn] >> T.OWNER_SHIFT) - 1
 
 
-@kernel(inline=True)
+@kernel
 def _set4k(V, pfn, pt, td):
     V.pamt4k[pfn] = (V.pamt4k[pfn] & T.BITMAP_BIT) | pt | ((td + 1) << T.OWNER_SHIFT)
 
 
-@kernel(inline=True)
+@kernel
 def dpamt(V):
     return V.opt[T.OPT_DPAMT] != 0
 
 
-@kernel(inline=True)
+@kernel
 def _in_host(V, pfn):
     return pfn >= 0 and pfn < V.pamt4k.shape[0]
 
@@ -130,7 +130,7 @@ def fw(V, S, ctx, vm, call, status, a0, a1, a2):
     return status
 
 
-@kernel(inline=True)
+@kernel
 def td_of(V, tdr):
     """The TD slot whose TDR is frame ``tdr``, or -1 if it is not a TDR page."""
     if not _in_host(V, tdr) or pt_of(V, tdr) != A.PT_TDR:
@@ -149,7 +149,7 @@ def vp_of(V, tdvpr):
     return -1
 
 
-@kernel(inline=True)
+@kernel
 def tracked(V, td, bepoch):
     """``is_tlb_tracked`` (§2.4); always true before the TD may run."""
     if V.td_state[td] != T.TD_RUNNABLE:
@@ -160,14 +160,14 @@ def tracked(V, td, bepoch):
     return bepoch == e - 1 and V.td_ref[td, (e - 1) & 1] == 0
 
 
-@kernel(inline=True)
+@kernel
 def _tracking_required(V, td):
     return V.td_state[td] == T.TD_RUNNABLE
 
 
 # --- Secure EPT walk -----------------------------------------------------------------------------
 
-@kernel(inline=True)
+@kernel
 def pdpt_of(V, S, td, g):
     """The S-EPT page holding the 1G entries over global gfn ``g`` of TD ``td`` (-1: none).
 
@@ -204,13 +204,13 @@ def set_entry(V, S, td, g, level, state):
         V.sept1g[g >> 18] = state
 
 
-@kernel(inline=True)
+@kernel
 def _is_leaf_state(s):
     return (s == A.SEPT_MAPPED or s == A.SEPT_BLOCKED or s == A.SEPT_BLOCKEDW
             or s == A.SEPT_PENDING or s == A.SEPT_PENDING_BLOCKED or s == A.SEPT_PENDING_BLOCKEDW)
 
 
-@kernel(inline=True)
+@kernel
 def _unblocked(s):
     if s == A.SEPT_BLOCKED or s == A.SEPT_BLOCKEDW:
         return A.SEPT_MAPPED
@@ -502,7 +502,7 @@ def tdh_mr_finalize(V, S, ctx, tdr):
 
 # --- Secure EPT tables ------------------------------------------------------------------------------
 
-@kernel(inline=True)
+@kernel
 def _live(V, td):
     return V.td_state[td] == T.TD_INITIALIZED or V.td_state[td] == T.TD_RUNNABLE
 
