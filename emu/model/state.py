@@ -134,7 +134,7 @@ FIELDS = (
     "vcpu_alive",
     # contexts, clocks, locks
     "ctx_kind", "ctx_clock", "ctx_atomic", "ctx_busy",
-    "lock_wfree", "lock_rfree", "lock_acq", "lock_contended", "lock_wait", "lock_scope",
+    "lock_holds", "lock_pos", "lock_start", "lock_last", "lock_acq", "lock_contended", "lock_wait", "lock_scope",
     # pools
     "pool_count", "pool_pfns", "pool_cap", "pool_min", "pool_scope", "pool_owner",
     "pool_topups", "pool_taken", "pool_empty", "pool_peak",
@@ -250,8 +250,10 @@ def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_co
         ctx_clock=np.zeros(nctx, np.int64),
         ctx_atomic=np.zeros(nctx, np.int32),
         ctx_busy=np.zeros(nctx, np.int64),
-        lock_wfree=np.zeros((n_locks, nvm), np.int64),
-        lock_rfree=np.zeros((n_locks, nvm), np.int64),
+        lock_holds=np.zeros((n_locks, nvm, 2, HOLDS_KEPT, 2), np.int64),
+        lock_pos=np.zeros((n_locks, nvm, 2), np.int64),
+        lock_start=np.zeros((n_locks, nvm, 2), np.int64),
+        lock_last=np.zeros((n_locks, nvm, 2), np.int64),
         lock_acq=np.zeros((n_locks, nvm), np.int64),
         lock_contended=np.zeros((n_locks, nvm), np.int64),
         lock_wait=np.zeros((n_locks, nvm), np.int64),
@@ -291,4 +293,7 @@ def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_co
 
 _SCOPES = {"global": 0, "vm": 1, "vcpu": 2}
 LOCK_SLEEPS = 16        # bit of S.lock_scope: a mutex, which does not make its holder atomic
+#: hold intervals remembered per lock instance and kind (writer, reader); see emu.model.clock
+HOLDS_KEPT = 16
+HOLD_WRITER, HOLD_READER = 0, 1
 SCOPE_GLOBAL, SCOPE_VM, SCOPE_VCPU = 0, 1, 2

@@ -1,4 +1,6 @@
 """``emu/model/clock.py``: locks with free-at times, atomic context, per-context virtual clocks."""
+import numpy as np
+
 from emu.model import consts as C
 
 from .scenarios import GUEST_PAGES, only_costs, phase, scenario, vm
@@ -97,3 +99,36 @@ def test_work_is_charged_to_the_context_doing_it(run_toml):
     assert ctx["vcpu"] == {"contexts": 2, "busy_ns": 512 * 1000, "clock_max_ns": 511 * 1000}
     assert ctx["vmm"]["busy_ns"] == 0 and ctx["rcu_callback"]["busy_ns"] == 0
     assert r["time"]["virtual_ns"] == 511 * 1000
+
+
+def test_a_context_behind_a_hold_does_not_wait_for_it(run_toml):
+    """Locks are remembered as the intervals they were held (clock.py docstring): a vCPU whose
+    clock is still before a writer's hold does not wait for it, one whose clock falls inside it
+    does. vCPU 0 starts AHEAD ns ahead of vCPU 1; the VMM wakes at vCPU 0's time, holds
+    mmu_lock for write [AHEAD, AHEAD + F] to convert two pages, and each vCPU then faults on
+    one of them."""
+    ahead = 10**9
+
+    def skew(session):
+        """Move vCPU 0 ahead just before the conversion (creation syncs every clock)."""
+        run = session.run
+
+        def run_skewed(ops):
+            first = np.flatnonzero(ops["kind"] == C.OP_CONVERT)
+            if len(first) == 0:
+                return run(ops)
+            run(ops[:first[0]])
+            session.S.ctx_clock[int(session.S.vm_vcpu_base[0])] += ahead
+            return run(ops[first[0]:])
+
+        session.run = run_skewed
+
+    two_pages = phase("convert", direction="to_shared", pattern="ranges", range_size="8KiB",
+                      align="8KiB", size="8KiB", region=["1022MiB", "1GiB"])
+    text = scenario(vm(vcpus=2), phase("touch"), two_pages)
+    r = run_toml(text, costs=only_costs(tlb_flush=FLUSH), teardown=False, session_hook=skew)
+    lock = r["locks"]["mmu_lock"]
+    # only vCPU 0's fault lands inside the hold; a free-at rule would make vCPU 1 wait too,
+    # for AHEAD + F, the distance between the two clocks
+    assert (lock["contended"], lock["wait_ns"]) == (1, FLUSH)
+    assert r["counters"]["faults"] == 512 + 2
