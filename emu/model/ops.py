@@ -335,42 +335,73 @@ def _split_for_accept(S, V, ctx, vm, vcpu, g, level):
 
 
 MISMATCH = -2
+RETRY = -3
+
+
+@kernel
+def _accept_react(S, V, ctx, vm, vcpu, gfn, level, flags, r):
+    """Count the vendor's answer ``r`` to one accept and do what the host does about it: fault
+    the range in, or split a larger mapping (then ``RETRY``); ``MISMATCH`` asks for smaller
+    accepts; 0 is done, -1 failed."""
+    if r == C.ACCEPT_UNSUPPORTED:
+        return _touch_span(S, V, vm, vcpu, gfn, level, flags)
+    S.cnt_accept[r] += 1
+    clock.emit(S, C.POINT_ACCEPT, ctx, vm, vcpu, gfn, level, r, 0, 0, 0)
+    if r == C.ACCEPT_OK or r == C.ACCEPT_ALREADY:
+        return 0
+    g = S.vm_gfn_base[vm] + gfn
+    if r == C.ACCEPT_NOT_MAPPED:
+        S.cnt[st.CNT_EXITS] += 1
+        clock.charge(S, ctx, S.cost[st.COST_EXIT])
+        vo.vcpu_exit(V, S, ctx, vm, vcpu)
+        lvl = tdp_mmu.fault(S, V, ctx, vm, vcpu, g, _private_access(S, flags), level)
+        vo.vcpu_enter(V, S, ctx, vm, vcpu)
+        return -1 if lvl < 0 else RETRY
+    if r == C.ACCEPT_EXIT_SPLIT:
+        S.cnt[st.CNT_EXITS] += 1
+        clock.charge(S, ctx, S.cost[st.COST_EXIT])
+        vo.vcpu_exit(V, S, ctx, vm, vcpu)
+        status = _split_for_accept(S, V, ctx, vm, vcpu, g, level)
+        vo.vcpu_enter(V, S, ctx, vm, vcpu)
+        return -1 if status != 0 else RETRY
+    if r == C.ACCEPT_SIZE_MISMATCH:
+        return MISMATCH
+    clock.error(S, ctx, vm, C.ERR_GUEST, r, level)
+    return -1
 
 
 @kernel
 def _accept_unit(S, V, vm, vcpu, gfn, level, flags):
-    """One accept at one level, with the host reacting; ``MISMATCH`` asks for smaller ones."""
+    """One accept at one level, with the host reacting; ``MISMATCH`` asks for smaller ones.
+
+    Written without a loop on purpose: the common case is two attempts (the first exits, the
+    host faults the range in, the second succeeds), and a retry loop here made LLVM hoist the
+    address arithmetic of everything the loop body touches in front of every accept."""
     ctx = vcpu_ctx(S, vm, vcpu)
-    g = S.vm_gfn_base[vm] + gfn
-    for _ in range(8):
-        r = vo.guest_accept(V, S, ctx, vm, vcpu, gfn, level)
-        if r == C.ACCEPT_UNSUPPORTED:
-            return _touch_span(S, V, vm, vcpu, gfn, level, flags)
+    r = _accept_react(S, V, ctx, vm, vcpu, gfn, level, flags,
+                      vo.guest_accept(V, S, ctx, vm, vcpu, gfn, level))
+    if r != RETRY:
+        return r
+    r = vo.guest_accept(V, S, ctx, vm, vcpu, gfn, level)
+    if r == C.ACCEPT_OK or r == C.ACCEPT_ALREADY:
         S.cnt_accept[r] += 1
         clock.emit(S, C.POINT_ACCEPT, ctx, vm, vcpu, gfn, level, r, 0, 0, 0)
-        if r == C.ACCEPT_OK or r == C.ACCEPT_ALREADY:
-            return 0
-        if r == C.ACCEPT_NOT_MAPPED:
-            S.cnt[st.CNT_EXITS] += 1
-            clock.charge(S, ctx, S.cost[st.COST_EXIT])
-            vo.vcpu_exit(V, S, ctx, vm, vcpu)
-            lvl = tdp_mmu.fault(S, V, ctx, vm, vcpu, g, _private_access(S, flags), level)
-            vo.vcpu_enter(V, S, ctx, vm, vcpu)
-            if lvl < 0:
-                return -1
-        elif r == C.ACCEPT_EXIT_SPLIT:
-            S.cnt[st.CNT_EXITS] += 1
-            clock.charge(S, ctx, S.cost[st.COST_EXIT])
-            vo.vcpu_exit(V, S, ctx, vm, vcpu)
-            status = _split_for_accept(S, V, ctx, vm, vcpu, g, level)
-            vo.vcpu_enter(V, S, ctx, vm, vcpu)
-            if status != 0:
-                return -1
-        elif r == C.ACCEPT_SIZE_MISMATCH:
-            return MISMATCH
-        else:
-            clock.error(S, ctx, vm, C.ERR_GUEST, r, level)
-            return -1
+        return 0
+    return _accept_retries(S, V, ctx, vm, vcpu, gfn, level, flags, r)
+
+
+@kernel(cold=True)
+def _accept_retries(S, V, ctx, vm, vcpu, gfn, level, flags, r):
+    """The rare accepts that need a third attempt or more (a fault, then a split): at most
+    eight in all, as a guarantee against a vendor that never settles."""
+    for _ in range(6):
+        status = _accept_react(S, V, ctx, vm, vcpu, gfn, level, flags, r)
+        if status != RETRY:
+            return status
+        r = vo.guest_accept(V, S, ctx, vm, vcpu, gfn, level)
+    status = _accept_react(S, V, ctx, vm, vcpu, gfn, level, flags, r)
+    if status != RETRY:
+        return status
     clock.error(S, ctx, vm, C.ERR_GUEST, -1, level)
     return -1
 
