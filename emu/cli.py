@@ -89,8 +89,55 @@ def run(
     if json_out:
         typer.echo(result.to_json(timing=timing), nl=False)
     else:
+        from emu.report.sections import render_plugin_sections
+
         typer.echo(render(result.data, result.performance), nl=False)
+        typer.echo(render_plugin_sections(result.data, plugins.report_sections), nl=False)
     if result.data["check"]["violation"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    scenario: Path = typer.Argument(..., help="Scenario TOML file."),
+    vendor: List[str] = typer.Option(..., "--vendor", "-v",
+                                     help="NAME[:opt=val,...]; repeat for each column."),
+    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    full: bool = typer.Option(False, "--full", help="With --json: each vendor's whole result."),
+    all_rows: bool = typer.Option(False, "--all-rows",
+                                  help="Also show rows that are 0 for every vendor."),
+    check: bool = typer.Option(False, "--check", help="Verify invariants after every batch."),
+    cost: List[str] = typer.Option([], "--cost",
+                                   help="NAME=NS, for every vendor whose table has NAME."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario's seed."),
+    no_teardown: bool = typer.Option(False, "--no-teardown",
+                                     help="Leave VMs alive at the end (no after-teardown rows)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="EMU_CACHE_DIR",
+                                             help="Where compiled code is cached."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Show progress (default: on a terminal)."),
+    plugin: List[str] = PluginOpt,
+    no_autoload: bool = NoAutoloadOpt,
+    block: List[str] = BlockOpt,
+    verbose: bool = typer.Option(False, "--verbose", help="Debug logging on stderr."),
+):
+    """Run SCENARIO on every --vendor (the identical operation stream) and print one table,
+    vendors as columns."""
+    _setup_logging(verbose)
+    from emu.report.compare import compare as do_compare
+    from emu.workload import ScenarioError
+
+    try:
+        plugins = _plugins(plugin, no_autoload, block)
+        for p in plugins.problems:
+            typer.echo(f"emu: warning: plugin {p.plugin}: {p.reason}", err=True)
+        table = do_compare(scenario, vendor, plugins=plugins, costs=cost, seed=seed, check=check,
+                           cache_dir=cache_dir, teardown=not no_teardown, progress=progress,
+                           all_rows=all_rows)
+    except (EmuError, ScenarioError) as e:
+        _fail(str(e))
+    typer.echo(table.to_json(full=full) if json_out else table.render(), nl=False)
+    if any(r.data["check"]["violation"] for r in table.results):
         raise typer.Exit(1)
 
 

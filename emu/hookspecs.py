@@ -172,10 +172,17 @@ def emu_phase_kinds() -> list[PhaseKind]:
 
 @hookspec
 def emu_report_sections() -> list[ReportSection]:
-    """Return extra sections for the run summary.
+    """Return report sections: named groups of rows computed from a finished run.
 
-    Called once when plugins are loaded; each section's ``render(result)`` runs once per result
-    when the summary is printed, after the run, never during it. Names must be unique.
+    Called once when plugins are loaded. Each section's ``render(data)`` receives a run's result
+    dictionary (``docs/result-json.md``; a vendor's own figures are under
+    ``data["vendor_report"]``) after the run, never during it, and returns rows
+    ``(label, value)`` or ``(label, value, unit)`` with ``unit`` one of ``"count"``, ``"pages"``
+    (4 KiB pages, printed as a size), ``"ns"`` (printed as a duration) or ``"text"``
+    (``emu.report.sections``). ``emu compare`` prints every section with one column per
+    vendor (a row a vendor does not produce shows ``-``); ``emu run`` prints the sections of
+    plugins after its summary. Section names must be unique; a render that raises is reported
+    with the plugin's name.
 
     :returns: a list of :class:`emu.records.ReportSection`.
 
@@ -187,8 +194,10 @@ def emu_report_sections() -> list[ReportSection]:
         from emu.records import ReportSection
 
 
-        def render(result):
-            return [("faults per ms", result.counters["faults"] / (result.elapsed_ns / 1e6))]
+        def render(data):
+            faults = data["counters"]["faults"]
+            ms = data["time"]["virtual_ns"] / 1e6
+            return [("faults", faults), ("faults per virtual ms", round(faults / ms, 1))]
 
 
         @hookimpl

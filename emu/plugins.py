@@ -426,7 +426,7 @@ def format_plugins(plugins: Plugins, verbose: bool = False) -> str:
             for i in plugins.infos]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(3)]
     indent = sum(widths) + 2 * 3
-    room = max(WIDTH - indent, 30)
+    room = max(WIDTH - indent, 16)
     lines = []
     for row in [header, *rows]:
         left = "  ".join(cell.ljust(w) for cell, w in zip(row, widths))

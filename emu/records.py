@@ -137,7 +137,8 @@ class PhaseKind:
 
 @dataclass(frozen=True)
 class ReportSection:
-    """Extra rows for the summary: ``render(result) -> list[(label, value)]``."""
+    """Rows computed from a finished run: ``render(data) -> [(label, value[, unit])]``
+    (see ``emu.hookspecs.emu_report_sections``)."""
 
     name: str
     title: str

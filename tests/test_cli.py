@@ -109,3 +109,21 @@ def test_plugins_lists_plain_from_its_entry_point():
     assert r.exit_code == 0, r.output
     line = next(line for line in r.output.splitlines() if line.startswith("plain"))
     assert "entry point" in line and "vendor plain" in line
+
+
+def test_compare_prints_one_column_per_vendor(tmp_path):
+    r = runner.invoke(app, ["compare", scenario(tmp_path), "--vendor", "plain",
+                            "--vendor", "plain:max_level=4K"])
+    assert r.exit_code == 0, r.output
+    head = r.output.splitlines()
+    assert head[0].startswith("emu compare") and "max_level=4K" in r.output
+    assert "guest operations" in r.output
+
+
+def test_compare_json_and_bad_vendor(tmp_path):
+    r = runner.invoke(app, ["compare", scenario(tmp_path), "--vendor", "plain", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["vendors"] == ["plain"]
+    r = runner.invoke(app, ["compare", scenario(tmp_path), "--vendor", "plain",
+                            "--vendor", "pln"])
+    assert r.exit_code == 2 and "unknown vendor 'pln'" in r.output
+    assert "Traceback" not in r.output
