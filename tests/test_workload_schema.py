@@ -200,7 +200,9 @@ def test_every_example_parses_plans_and_says_how_to_run_it(path):
     text = Path(path).read_text()
     assert text.startswith("#"), "every example starts with the question it answers"
     sc = load_scenario(path, KINDS)
-    assert f"emu run examples/{Path(path).name} --vendor " in sc.description
+    name = Path(path).name
+    assert (f"emu run examples/{name} --vendor " in sc.description
+            or f"emu compare examples/{name} --vendor " in sc.description)
     w = build_workload(sc, KINDS)
     assert 0 < w.estimated_ops <= 30_000_000
 

@@ -16,7 +16,7 @@ from emu import hookimpl
 from emu.model import consts as C
 from emu.records import Field, Option, ProbePoint, Resource, Vendor
 
-from emu_tdx import abi, glue
+from emu_tdx import abi, glue, report
 from emu_tdx import state as T
 from emu_tdx.costs import COSTS
 from emu_tdx.policies import POLICY_DOCS
@@ -115,6 +115,17 @@ POINTS = (
         Field("removed", doc="1 if TDH.PHYMEM.PAMT.REMOVE ran"))),
     ProbePoint("tdx:accept", "the guest's TDG.MEM.PAGE.ACCEPT", (
         Field("gfn"), Field("level"), Field("status"), Field("ns"))),
+    ProbePoint("tdx:pamt_add", "TDH.PHYMEM.PAMT.ADD installed (or refused) a 2M region's "
+               "page pair", (
+        Field("region", doc="host 2M region"), Field("page0", doc="first page of the pair"),
+        Field("page1", doc="second page of the pair"),
+        Field("status", doc="TDX status (signed form of the ABI value)"),
+        Field("lazy", "bool", "1 when added after MISSING_PAMT_PAGE_PAIR (policy lazy)"))),
+    ProbePoint("tdx:pamt_remove", "TDH.PHYMEM.PAMT.REMOVE took a region's pair back (or "
+               "refused)", (
+        Field("region", doc="host 2M region"), Field("page0", doc="-1 when refused"),
+        Field("page1", doc="-1 when refused"),
+        Field("status", doc="TDX status (signed form of the ABI value)"))),
 )
 
 KERNELS = {name: getattr(glue, name) for name in (
@@ -124,6 +135,11 @@ KERNELS = {name: getattr(glue, name) for name in (
     "link_external_spt", "set_external_spte", "remove_external_spte", "free_external_spt",
     "split_external_spte", "merge_external_spte", "guest_accept", "build_add", "check",
 )}
+
+
+@hookimpl
+def emu_report_sections():
+    return [report.SECTION]
 
 
 @hookimpl
@@ -162,3 +178,6 @@ def emu_vendors():
 
 
 __all__ = ["POLICY_DOCS", "emu_vendors"]
+
+# the kernels emit by index (emu_tdx.state.POINT_*): the declared order must match
+assert tuple(p.name for p in POINTS) == T.POINT_NAMES

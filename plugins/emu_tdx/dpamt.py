@@ -83,6 +83,7 @@ def _get_slow(V, S, ctx, vm, r, pool, inst):
         V.refcount[r] += 1
     else:
         status = M.tdh_phymem_pamt_add(V, S, ctx, r << 9, p0, p1)
+        clock.emit(S, T.POINT_PAMT_ADD, ctx, vm, -1, r, p0, p1, status, 0, 0)
         if status == A.SUCCESS:
             V.refcount[r] = 1
             added = 1
@@ -95,6 +96,14 @@ def _get_slow(V, S, ctx, vm, r, pool, inst):
         give_back(V, S, ctx, vm, p1, pool, inst)
     clock.emit(S, T.POINT_PAMT_GET, ctx, vm, -1, r, V.refcount[r], added, 0, 0, 0)
     return status
+
+
+@kernel(cold=True)
+def _emit_remove(V, S, ctx, vm, r, status):
+    """The ``tdx:pamt_remove`` event: the pair the module gave back (or -1 when it refused)."""
+    ok = status == A.SUCCESS
+    clock.emit(S, T.POINT_PAMT_REMOVE, ctx, vm, -1, r, V.out[1] if ok else -1,
+               V.out[2] if ok else -1, status, 0, 0)
 
 
 @kernel(cold=True)
@@ -129,6 +138,7 @@ def _put_slow(V, S, ctx, vm, r):
     clock.lock(S, ctx, T.LOCK_PAMT, 0, True)
     removed = 0
     status = M.tdh_phymem_pamt_remove(V, S, ctx, r << 9)
+    _emit_remove(V, S, ctx, vm, r, status)
     V.refcount[r] = 0
     if status == A.SUCCESS:
         removed = 1
@@ -159,6 +169,7 @@ def lazy_add(V, S, ctx, vm, pfn):
         give_back(V, S, ctx, vm, p1, -1, 0)
         return -1
     status = M.tdh_phymem_pamt_add(V, S, ctx, r << 9, p0, p1)
+    clock.emit(S, T.POINT_PAMT_ADD, ctx, vm, -1, r, p0, p1, status, 1, 0)
     if status != A.SUCCESS:
         host.free_frames_one(S, ctx, vm, p0)
         host.free_frames_one(S, ctx, vm, p1)
@@ -175,6 +186,8 @@ def removal_hint(V, S, ctx, vm, pfn, hint):
     S.cnt[CNT + T.CN_HINTS] += 1
     if V.opt[T.OPT_POLICY] != T.POL_LAZY or not M.dpamt(V):
         return
-    if M.tdh_phymem_pamt_remove(V, S, ctx, (pfn >> 9) << 9) == A.SUCCESS:
+    status = M.tdh_phymem_pamt_remove(V, S, ctx, (pfn >> 9) << 9)
+    _emit_remove(V, S, ctx, vm, pfn >> 9, status)
+    if status == A.SUCCESS:
         S.cnt[CNT + T.CN_PAIRS_REMOVED] += 1
         free_pair(V, S, ctx, vm, V.out[1], V.out[2])

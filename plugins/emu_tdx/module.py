@@ -106,6 +106,10 @@ def _release4k(V, pfn):
     return 0
 
 
+VP_HASH_EMPTY = -1
+VP_HASH_DELETED = -2
+
+
 # --- calls: accounting ------------------------------------------------------------------------------
 
 @kernel(cold=True)
@@ -138,11 +142,59 @@ def td_of(V, tdr):
     return owner_of(V, tdr)
 
 
-@kernel(cold=True)
+@kernel
+def _vp_home(V, tdvpr):
+    """The first slot of ``tdvpr`` in the open-addressing table ``V.vp_hash`` (Fibonacci
+    hashing; the table is a power of two at least twice the vCPU count)."""
+    return ((int(tdvpr) * 0x61C8864680B583EB) >> 20) & (V.vp_hash.shape[0] - 1)
+
+
+@kernel
 def vp_of(V, tdvpr):
-    """The vCPU whose TDVPR is frame ``tdvpr``, or -1."""
+    """The vCPU whose TDVPR is frame ``tdvpr``, or -1. The module finds a vCPU from its TDVPR
+    address; a hashed table keeps that O(1) on every TDH.VP.ENTER."""
     if not _in_host(V, tdvpr) or pt_of(V, tdvpr) != A.PT_TDVPR:
         return -1
+    mask = V.vp_hash.shape[0] - 1
+    i = _vp_home(V, tdvpr)
+    for _ in range(V.vp_hash.shape[0]):
+        v = V.vp_hash[i]
+        if v == VP_HASH_EMPTY:
+            return -1
+        if v >= 0 and V.vp_tdvpr[v] == tdvpr:
+            return v
+        i = (i + 1) & mask
+    return -1
+
+
+@kernel(cold=True)
+def _vp_remember(V, vp, tdvpr):
+    """Enter vCPU ``vp`` (TDVPR ``tdvpr``) in the lookup table, reusing a deleted slot."""
+    mask = V.vp_hash.shape[0] - 1
+    i = _vp_home(V, tdvpr)
+    while V.vp_hash[i] >= 0:
+        i = (i + 1) & mask
+    V.vp_hash[i] = vp
+
+
+@kernel(cold=True)
+def _vp_forget(V, tdvpr):
+    """The TDVPR was reclaimed: its vCPU leaves the lookup table (a deleted mark keeps the
+    probe chains of the others intact) and its slot is free for a new TDH.VP.CREATE."""
+    mask = V.vp_hash.shape[0] - 1
+    i = _vp_home(V, tdvpr)
+    for _ in range(V.vp_hash.shape[0]):
+        v = V.vp_hash[i]
+        if v == VP_HASH_EMPTY:
+            return
+        if v >= 0 and V.vp_tdvpr[v] == tdvpr:
+            V.vp_hash[i] = VP_HASH_DELETED
+            V.vp_tdvpr[v] = -1
+            V.vp_ntdcx[v] = 0
+            V.vp_state[v] = T.VP_NONE
+            V.vp_epoch[v] = -1
+            return
+        i = (i + 1) & mask
     for v in range(V.vp_tdvpr.shape[0]):
         if V.vp_tdvpr[v] == tdvpr:
             return v
@@ -318,6 +370,7 @@ def tdh_vp_create(V, S, ctx, vp, tdvpr, tdr):
     if status == A.SUCCESS:
         _assign4k(V, tdvpr, A.PT_TDVPR, td)
         V.vp_tdvpr[vp] = tdvpr
+        _vp_remember(V, vp, tdvpr)
         V.vp_ntdcx[vp] = 0
         V.vp_state[vp] = T.VP_CREATED
         V.vp_epoch[vp] = -1
@@ -952,6 +1005,8 @@ def tdh_phymem_page_reclaim(V, S, ctx, hpa):
                 status = A.TD_ASSOCIATED_PAGES_EXIST
     if status == A.SUCCESS:
         pt = pt_of(V, hpa)
+        if pt == A.PT_TDVPR:
+            _vp_forget(V, hpa)
         hint = _release4k(V, hpa)
         if pt == A.PT_TDR:
             V.td_state[td] = T.TD_NONE

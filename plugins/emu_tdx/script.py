@@ -201,6 +201,7 @@ class TdxModule:
             vendor_max_level=C.LVL_2M)
         self.V = emu_tdx.make_state(layout, options, tables)
         self.layout = layout
+        self.guest_bytes = guest_pages * 4096
         root = Path(cache_dir) if cache_dir else jit.default_cache_root()
         jit.activate_cache(root, [*EMU_JIT_SOURCES, Path(emu_tdx.__file__).parent])
         self._next = 0
@@ -250,6 +251,10 @@ class TdxModule:
         missing = [k for k in want if k not in operands]
         if missing:
             raise ValueError(f"{name} needs {', '.join(missing)}")
+        if "gpa" in operands and not 0 <= int(operands["gpa"]) < self.guest_bytes:
+            # the real module takes any GPA below the TD's GPAW; emu models the TD's memory
+            raise ValueError(f"{name}: gpa {int(operands['gpa']):#x} is outside the TD's "
+                             f"memory (0 to {self.guest_bytes:#x})")
         args = np.zeros(8, np.int64)
         for i, k in enumerate(want):
             v = int(operands[k])

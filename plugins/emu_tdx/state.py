@@ -101,11 +101,14 @@ COUNTER_NAMES = (
  CN_LAZY_FAULTS, CN_HINTS, CN_PAIRS_LEAKED) = range(len(COUNTER_NAMES))
 N_CNT_CORE = 32   # emu.model.state.N_CNT: vendor counter k lives at S.cnt[N_CNT + k]
 
-POINT_NAMES = ("tdx:seamcall", "tdx:pamt_get", "tdx:pamt_put", "tdx:accept")
+POINT_NAMES = ("tdx:seamcall", "tdx:pamt_get", "tdx:pamt_put", "tdx:accept",
+               "tdx:pamt_add", "tdx:pamt_remove")
 POINT_SEAMCALL = C.CORE_POINTS + 0
 POINT_PAMT_GET = C.CORE_POINTS + 1
 POINT_PAMT_PUT = C.CORE_POINTS + 2
 POINT_ACCEPT = C.CORE_POINTS + 3
+POINT_PAMT_ADD = C.CORE_POINTS + 4
+POINT_PAMT_REMOVE = C.CORE_POINTS + 5
 
 FIELDS = (
     # module: PAMT
@@ -115,7 +118,7 @@ FIELDS = (
     "sept4k", "sept2m", "sept1g", "spt4k", "spt2m", "spt1g",
     # module: TDs and vCPUs
     "td_tdr", "td_tdcs", "td_ntdcs", "td_state", "td_epoch", "td_ref", "td_chld", "td_hkid",
-    "vp_tdvpr", "vp_tdcx", "vp_ntdcx", "vp_state", "vp_epoch",
+    "vp_tdvpr", "vp_tdcx", "vp_ntdcx", "vp_state", "vp_epoch", "vp_hash",
     # host kernel
     "refcount",
     # calls, options, statistics
@@ -182,6 +185,7 @@ def make_state(layout, options, tables) -> TdxState:
         vp_ntdcx=np.zeros(nvcpu, np.int32),
         vp_state=np.zeros(nvcpu, np.uint8),
         vp_epoch=np.full(nvcpu, -1, np.int64),
+        vp_hash=np.full(max(8, 1 << (2 * nvcpu - 1).bit_length()), -1, np.int32),
         refcount=np.zeros(nr, np.int32),
         out=np.zeros(8, np.int64),
         fail_status=np.zeros((abi.N_CALLS, abi.N_STATUS), np.int64),

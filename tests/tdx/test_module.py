@@ -120,7 +120,7 @@ def test_lifecycle_order_is_enforced(fresh):
 def test_sept_add_walk_and_state(fresh):
     """§2.3: SEPT.ADD needs the parent tables (EPT_WALK_FAILED) and a FREE entry
     (EPT_ENTRY_STATE_INCORRECT on a second add)."""
-    m = fresh()
+    m = fresh(guest="2GiB")
     tdr, _, nxt, _ = build_td(m)
     assert m.seamcall("TDH.MEM.SEPT.ADD", gpa=1 << 30, level=1, tdr=tdr,
                       page=next(nxt)).name == "TDX_EPT_WALK_FAILED"
@@ -267,9 +267,31 @@ def test_reclaim_order_at_teardown(fresh):
     assert m.page_type(tables[0]) == "NDA"
 
 
+def test_a_reclaimed_tdvpr_no_longer_names_a_vcpu_and_its_slot_is_reused(fresh):
+    """§2.5: the module finds a vCPU by its TDVPR address; once the TDVPR is reclaimed that
+    address names no vCPU (OPERAND_INVALID) and the vCPU slot can be created again."""
+    m = fresh(pamt="static", tds=2, vcpus=3)
+    tdr, vps, nxt, tables = build_td(m, dynamic=False, vcpus=3)
+    ok(m.seamcall("TDH.MR.FINALIZE", tdr=tdr))
+    ok(m.seamcall("TDH.VP.ENTER", tdvpr=vps[2]))
+    m.td_exit(vps[2])
+    for tdvpr in vps:
+        ok(m.seamcall("TDH.VP.FLUSH", tdvpr=tdvpr))
+    ok(m.seamcall("TDH.MNG.VPFLUSHDONE", tdr=tdr))
+    ok(m.seamcall("TDH.MNG.KEY.FREEID", tdr=tdr))
+    assert m.seamcall("TDH.VP.ENTER", tdvpr=vps[1]).name == "TDX_OP_STATE_INCORRECT"
+    ok(m.seamcall("TDH.PHYMEM.PAGE.RECLAIM", hpa=vps[1]))
+    assert m.seamcall("TDH.VP.ENTER", tdvpr=vps[1]).name == "TDX_OPERAND_INVALID"
+    assert m.seamcall("TDH.VP.ENTER", tdvpr=vps[2]).name == "TDX_OP_STATE_INCORRECT"
+    tdr2, _, _, _ = build_td(m, dynamic=False, vcpus=0)
+    assert m.seamcall("TDH.VP.CREATE", vcpu=1, tdvpr=next(nxt), tdr=tdr2).ok
+
+
 def test_bad_operands_are_clear_errors(fresh):
     m = fresh()
     with pytest.raises(ValueError, match="unknown call"):
         m.seamcall("TDH.NOPE")
     with pytest.raises(ValueError, match="takes tdr"):
         m.seamcall("TDH.MEM.TRACK", tdr=0, level=1)
+    with pytest.raises(ValueError, match="outside the TD's memory"):
+        m.seamcall("TDH.MEM.RANGE.BLOCK", gpa=8 << 20, level=0, tdr=0)
