@@ -71,3 +71,9 @@ def test_the_policy_comparison_shows_what_each_policy_keeps(plugins):
     assert row("atomic_alloc at tdx_pamt_get:pair", "tdx:policy=vcpu-pool") > 0
     assert row("atomic_alloc at tdx_lazy_pamt:pair", "tdx:policy=lazy") > 0
     assert row("atomic_alloc", rv) in (0, None)
+    # docs/compare.md shows this very table
+    doc = (ROOT / "docs" / "compare.md").read_text()
+    shown = doc.split("```\nemu compare  scenario examples/tdx-policies.toml", 1)[1]
+    shown = shown.split("```", 1)[0]
+    assert t.render().split("\n", 1)[1] == shown.split("\n", 1)[1], \
+        "docs/compare.md no longer matches emu compare's output"
