@@ -43,6 +43,13 @@ PluginOpt = typer.Option([], "--plugin", "-p", help="Load a plugin: a .py file o
 NoAutoloadOpt = typer.Option(False, "--no-autoload",
                              help="Do not load plugins from entry points (EMU_DISABLE_PLUGIN_AUTOLOAD).")
 BlockOpt = typer.Option([], "--block", help="Never load the plugin of this name (repeatable).")
+CheckOpt = typer.Option(False, "--check", help="Verify invariants after every batch.")
+SeedOpt = typer.Option(None, "--seed", help="Override the scenario's seed.")
+CacheDirOpt = typer.Option(None, "--cache-dir", envvar="EMU_CACHE_DIR",
+                           help="Where compiled code is cached.")
+ProgressOpt = typer.Option(None, "--progress/--no-progress",
+                           help="Show progress (default: on a terminal).")
+VerboseOpt = typer.Option(False, "--verbose", help="Debug logging on stderr.")
 
 
 @app.command()
@@ -50,23 +57,21 @@ def run(
     scenario: Path = typer.Argument(..., help="Scenario TOML file."),
     vendor: str = typer.Option("plain", "--vendor", "-v", help="NAME[:opt=val,...]"),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    check: bool = typer.Option(False, "--check", help="Verify invariants after every batch."),
+    check: bool = CheckOpt,
     cost: List[str] = typer.Option([], "--cost", help="Override a cost: NAME=NS (repeatable)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario's seed."),
+    seed: Optional[int] = SeedOpt,
     no_teardown: bool = typer.Option(False, "--no-teardown",
                                      help="Leave VMs alive at the end (no after-teardown column)."),
     emit_source: bool = typer.Option(False, "--emit-source",
                                      help="Print the generated driver module and exit."),
     timing: bool = typer.Option(False, "--timing", help="Include wall-clock figures in --json."),
     batch: int = typer.Option(1 << 16, "--batch", help="Operations per batch."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="EMU_CACHE_DIR",
-                                             help="Where compiled code is cached."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
-                                            help="Show progress (default: on a terminal)."),
+    cache_dir: Optional[Path] = CacheDirOpt,
+    progress: Optional[bool] = ProgressOpt,
     plugin: List[str] = PluginOpt,
     no_autoload: bool = NoAutoloadOpt,
     block: List[str] = BlockOpt,
-    verbose: bool = typer.Option(False, "--verbose", help="Debug logging on stderr."),
+    verbose: bool = VerboseOpt,
 ):
     """Run SCENARIO on one vendor and print what happened."""
     _setup_logging(verbose)
@@ -106,20 +111,18 @@ def compare(
     full: bool = typer.Option(False, "--full", help="With --json: each vendor's whole result."),
     all_rows: bool = typer.Option(False, "--all-rows",
                                   help="Also show rows that are 0 for every vendor."),
-    check: bool = typer.Option(False, "--check", help="Verify invariants after every batch."),
+    check: bool = CheckOpt,
     cost: List[str] = typer.Option([], "--cost",
                                    help="NAME=NS, for every vendor whose table has NAME."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario's seed."),
+    seed: Optional[int] = SeedOpt,
     no_teardown: bool = typer.Option(False, "--no-teardown",
                                      help="Leave VMs alive at the end (no after-teardown rows)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="EMU_CACHE_DIR",
-                                             help="Where compiled code is cached."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
-                                            help="Show progress (default: on a terminal)."),
+    cache_dir: Optional[Path] = CacheDirOpt,
+    progress: Optional[bool] = ProgressOpt,
     plugin: List[str] = PluginOpt,
     no_autoload: bool = NoAutoloadOpt,
     block: List[str] = BlockOpt,
-    verbose: bool = typer.Option(False, "--verbose", help="Debug logging on stderr."),
+    verbose: bool = VerboseOpt,
 ):
     """Run SCENARIO on every --vendor (the identical operation stream) and print one table,
     vendors as columns."""
