@@ -27,3 +27,22 @@ def run_toml(plugins, tmp_path):
         return emu.run(path, vendor, plugins=plugins, **kw)
 
     return _run
+
+
+#: test directories whose tests share one vendor's compiled driver
+VENDOR_DIRS = ("tdx", "snp")
+
+
+def pytest_configure(config):
+    """Under xdist, send each vendor's tests to one worker (``loadgroup``): a cold compile of a
+    vendor's driver takes minutes, and with plain ``load`` scheduling every worker compiled
+    every vendor, so the cold suite paid each compile once per worker."""
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        parent = Path(str(item.fspath)).parent.name
+        if parent in VENDOR_DIRS:
+            item.add_marker(pytest.mark.xdist_group(parent))
