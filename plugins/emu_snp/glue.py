@@ -48,7 +48,7 @@ MAX_TRIES = 96
 
 # --- host: the direct map and the RMP helpers ---------------------------------------------------------
 
-@kernel(cold=True)
+@kernel
 def _dm_split(V, S, ctx, vm, pfn, level, cause):
     """``set_memory_4k``'s split of one large direct-map page: a page-table page and a flush."""
     pt = host.alloc_4k(S, ctx, vm, C.OWN_HOST, T.SITE_DM_PT)
@@ -75,7 +75,7 @@ def adjust_direct_map(V, S, ctx, vm, pfn, cause):
     V.dm2m[r] = 1
 
 
-@kernel(cold=True)
+@kernel
 def _hold(V, S, h):
     """With the ``busy`` option: the firmware or another CPU holds the 2M-aligned entry ``h``
     for one attempt (its lock bit). Returns 1 if it was set."""
@@ -146,7 +146,7 @@ def psmash_retry(V, S, ctx, vm, pfn):
     return code
 
 
-@kernel(cold=True)
+@kernel
 def count_split(V, S, ctx, vm, g, pfn, cause):
     """The 2M RMP entry backing global gfn ``g`` became 512 4K entries, for the core's ``cause``;
     the guest's 2M range remembers it, for the merge that may follow (R4)."""
@@ -167,7 +167,7 @@ def _entries(V, d2m, d4k):
         V.stat[T.ST_4K_PEAK] = V.stat[T.ST_4K_NOW]
 
 
-@kernel(cold=True)
+@kernel
 def leak(V, S, ctx, vm, pfn):
     """``snp_leak_pages``: a page the firmware would not give back never returns to the host."""
     host.set_owner(S, pfn, 1, C.OWN_LEAKED)
@@ -209,7 +209,7 @@ def reclaim(V, S, ctx, vm, pfn):
 
 # --- prepare, invalidate, mapping level ----------------------------------------------------------------
 
-@kernel(cold=True)
+@kernel
 def _all_unassigned(V, pfn):
     """``is_large_rmp_possible``'s loop: every entry of the 2M range at ``pfn`` unassigned."""
     for i in range(P2M):
@@ -382,14 +382,6 @@ def launch_finish(V, S, ctx, vm):
     start when it is done."""
     vmm = S.sc[st.SC_NVCPU] + 2 * vm
     clock.sync_clock(S, vmm, S.ctx_clock[ctx])
-    _launch_finish(V, S, vmm, vm)
-    vb = S.vm_vcpu_base[vm]
-    for i in range(S.vm_vcpus[vm]):
-        clock.sync_clock(S, vb + i, S.ctx_clock[vmm])
-
-
-@kernel(cold=True)
-def _launch_finish(V, S, ctx, vm):
     asid = V.vm_asid[vm]
     gctx = V.vm_gctx[vm]
     vb = S.vm_vcpu_base[vm]
@@ -397,19 +389,21 @@ def _launch_finish(V, S, ctx, vm):
         p = V.vcpu_vmsa[vb + i]
         if p < 0 or S.vcpu_alive[vb + i] == 0:
             continue
-        code = rmp_update(V, S, ctx, vm, p, A.VMSA_GFN, asid, 1, 0, 1, T.DM_LAUNCH)
+        code = rmp_update(V, S, vmm, vm, p, A.VMSA_GFN, asid, 1, 0, 1, T.DM_LAUNCH)
         if code == A.SUCCESS:
-            code = R.launch_update(V, S, ctx, gctx, p, A.VMSA_GFN, 0, A.PAGE_VMSA)
+            code = R.launch_update(V, S, vmm, gctx, p, A.VMSA_GFN, 0, A.PAGE_VMSA)
             if code != A.SEV_SUCCESS:
-                clock.error(S, ctx, vm, C.ERR_FW_FAILURE, A.FW_LAUNCH_UPDATE, code)
-    code = R.launch_finish(V, S, ctx, gctx)
+                clock.error(S, vmm, vm, C.ERR_FW_FAILURE, A.FW_LAUNCH_UPDATE, code)
+    code = R.launch_finish(V, S, vmm, gctx)
     if code != A.SEV_SUCCESS:
-        clock.error(S, ctx, vm, C.ERR_FW_FAILURE, A.FW_LAUNCH_FINISH, code)
+        clock.error(S, vmm, vm, C.ERR_FW_FAILURE, A.FW_LAUNCH_FINISH, code)
     V.vm_state[vm] = T.VM_RUNNING
-    _fill_gaps(V, S, ctx, vm)
+    _fill_gaps(V, S, vmm, vm)
+    for i in range(S.vm_vcpus[vm]):
+        clock.sync_clock(S, vb + i, S.ctx_clock[vmm])
 
 
-@kernel(cold=True)
+@kernel
 def _refault(S, ctx):
     """A guest instruction on a page KVM has not mapped: an #NPF and an ordinary fault."""
     S.cnt[st.CNT_EXITS] += 1
@@ -444,7 +438,7 @@ def _rescind_page(V, S, ctx, vm, g, size):
     return code
 
 
-@kernel(cold=True)
+@kernel
 def _rescind(V, S, ctx, vm, g, size):
     """The rescind of one PSC entry; a 2M one over 4K entries (FAIL_SIZEMISMATCH) or over an
     unbacked first page is redone as 512 4K rescinds ([GUEST] ``pval_pages``)."""

@@ -393,7 +393,7 @@ def page_reclaim(V, S, ctx, pfn, size):
     return _fw_done(V, S, ctx, -1, A.FW_RECLAIM, code, pfn, size)
 
 
-@kernel(cold=True)
+@kernel
 def reclaim_refused(V, S, ctx, pfn):
     """SNP_PAGE_RECLAIM failing in the firmware (the ``reclaim_fail`` fault injection): a
     hardware error, the entry unchanged."""

@@ -255,3 +255,29 @@ def test_bad_options_are_one_clear_error(run_toml, spec, message):
     with pytest.raises(EmuError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_toml(scenario(EAGER_2M), vendor=spec)
 
+
+
+def test_probe_points_carry_the_rmp_events(run_toml):
+    """The snp probe points emit their fields: the rescind's RMP fault (trigger 0, a 2M entry,
+    PSMASH returned 0), the PSMASH itself, the split with its cause, the page-state change."""
+    from emu.model import consts as C
+    from emu.model import state as st
+
+    text = scenario(EAGER_2M, phase("convert", direction="to_shared", pattern="scattered",
+                                    size="4KiB", region=["64MiB", "66MiB"]))
+    rows = []
+    names = ("snp:psmash", "snp:rmp_fault", "snp:split", "snp:psc")
+    r = run_toml(text, vendor="snp", probe_points=names, on_events=rows.append)
+    points = [p.name for p in r.session.tables.points]
+    events = {}
+    for batch in rows:
+        for row in batch:
+            events.setdefault(points[int(row[st.EV_POINT])], []).append(
+                [int(x) for x in row[st.EV_ARGS:]])
+    gfn = events["snp:rmp_fault"][0][0]
+    assert 64 << 8 <= gfn < 66 << 8
+    assert events["snp:rmp_fault"] == [[gfn, events["snp:rmp_fault"][0][1], C.LVL_2M, 0, 0, 0]]
+    pfn2m = events["snp:rmp_fault"][0][1] & ~511
+    assert events["snp:psmash"] == [[pfn2m, 0, 2000, 0, 0, 0]]
+    assert [pfn2m, C.CAUSE_CONVERT] in [e[1:3] for e in events["snp:split"] if e[0] == 0]
+    assert events["snp:psc"] == [[gfn, 1, 1, 1, 1, 1]]
