@@ -28,7 +28,8 @@ The flows (``reference/snp.md`` §3-§4, rules R1-R8 of §7):
 
 No merge path exists (R4): a 2M entry comes back only when 512 pages that went back to the
 hypervisor are prepared again as one 2M folio, unvalidated. Splits are counted by the core's
-causes in ``V.split``, merges in ``V.merge`` (by ``rmp.rmpupdate``).
+causes in ``V.split``, merges in ``V.merge`` (a reassignment in ``prepare_range``; UNSMASH, which
+KVM never issues, in ``rmp.page_unsmash``).
 """
 from emu.jit import kernel
 from emu.model import clock, gmem, host, tdp_mmu
@@ -72,7 +73,7 @@ def adjust_direct_map(V, S, ctx, vm, pfn, cause):
         _dm_split(V, S, ctx, vm, pfn, 1, cause)
         V.dm1g[r >> 9] = 1
     _dm_split(V, S, ctx, vm, pfn, 0, cause)
-    V.dm2m[r] = 1
+    V.dm2m[r] = T.DM_SPLIT
 
 
 @kernel
@@ -101,6 +102,8 @@ def rmp_update(V, S, ctx, vm, pfn, gfn, asid, assign, size, immutable, cause):
     was = 0
     if R.assigned(V, pfn) and V.rmp_asid[h if size == 1 else pfn] != 0:
         was = 1
+    # update_in_2m=smash: a 4K update inside a guest's 2M entry splits it first
+    smashes = size == 0 and R.is_2m(V, pfn) and V.rmp_asid[h] != 0
     held = _hold(V, S, h)
     code = R.rmpupdate(V, S, ctx, vm, 0, pfn, gfn, asid, assign, size, immutable)
     tries = 1
@@ -116,6 +119,9 @@ def rmp_update(V, S, ctx, vm, pfn, gfn, asid, assign, size, immutable, cause):
     if code != A.SUCCESS:
         clock.error(S, ctx, vm, C.ERR_FW_FAILURE, A.FW_RMPUPDATE, code)
         return code
+    if smashes:
+        _entries(V, -1, P2M)
+        was = 1
     now = 1 if assign == 1 and asid != 0 else 0
     if now:
         S.cnt[CNT + (T.CN_RMP_2M if size == 1 else T.CN_RMP_4K)] += 1

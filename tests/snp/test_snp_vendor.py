@@ -281,3 +281,21 @@ def test_probe_points_carry_the_rmp_events(run_toml):
     assert events["snp:psmash"] == [[pfn2m, 0, 2000, 0, 0, 0]]
     assert [pfn2m, C.CAUSE_CONVERT] in [e[1:3] for e in events["snp:split"] if e[0] == 0]
     assert events["snp:psc"] == [[gfn, 1, 1, 1, 1, 1]]
+
+
+def test_pages_the_build_did_not_add_are_prepared_at_launch_finish(run_toml):
+    """R8/§4.1: the build populates guest_memfd page by page (4K Pre-Guest, launched); the rest
+    of the folios it touched is prepared when the launch finishes (the THP series' walk over a
+    folio skips assigned pages and fills the gap), so a 3 MiB image leaves one region of 256
+    launched and 256 prepared 4K entries, mapped at 4K."""
+    text = scenario(phase("boot", image="3MiB", accept="eager", accept_level="2M"))
+    r = run_toml(text, vendor="snp", check=True, teardown=False)
+    c = r["counters"]
+    assert c["launch_gap_pages"] == 256
+    assert c["rmp_4k_assigned"] == 768 + 256 + 2          # image, gap, VMSAs
+    assert c["rmp_2m_assigned"] == REGIONS - 2
+    assert r["mappings"]["end"]["2M"] == REGIONS - 2
+    s = r.session
+    g = int(s.S.vm_gfn_base[0]) + 512 + 300                # in the gap of the second region
+    pfn = int(s.S.g_pfn[g])
+    assert s.V.rmp_flags[pfn] & abi.F_ASSIGNED and not s.V.rmp_flags[pfn] & abi.F_IMMUTABLE
