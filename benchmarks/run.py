@@ -7,6 +7,8 @@ invocation, jitted and with ``NUMBA_DISABLE_JIT=1`` (in a subprocess), and print
     python benchmarks/run.py [--vendor plain] [--only boot] [--slice-ops 20000]
     python benchmarks/run.py --vendor tdx --only boot      # a TD boot: ns per guest op and per
                                                           # firmware call (SEAMCALLs, TDCALLs)
+    python benchmarks/run.py --vendor snp --only boot      # an SEV-SNP boot (RMP instructions,
+                                                          # firmware commands)
 
 Figures vary by about 15% between runs on a shared 2-core machine; compare within one run.
 """

@@ -21,7 +21,7 @@ from emu.model.consts import (F_SHARED, F_WRITE, LVL_2M, LVL_4K, OP_ACCEPT, OP_A
 from emu.model.layout import PAGE_SIZE, PAGES_2M
 from emu.records import PhaseKind
 from emu.workload.accept import (accept_range, accept_range_count, accesses_with_lazy_accept,
-                                 lazy_accept_estimate, mark_accepted)
+                                 lazy_accept_estimate, mark_accepted, segments)
 from emu.workload.fields import FieldSpec
 from emu.workload.generate import GenContext, VmInstance, vm_create_ops
 from emu.workload.ops import concat, interleave, ops, place_ranges
@@ -253,6 +253,11 @@ CONVERT_FIELDS = {
         "by earlier phases first); 'round_trip': both, range by range, like a bounce buffer.",
         default="round_trip", choices=("to_shared", "to_private", "round_trip")),
     **_range_fields("converted", "scattered"),
+    "accept_level": FieldSpec(
+        "level", "Page size the guest accepts pages made private again at: 4K page by page, or "
+        "2M for whole aligned 2M regions of a range (4K at its edges), as Linux guests do after a "
+        "conversion (TDX tdx_accept_memory; SNP validates at the page-state-change entry sizes).",
+        default="4K", choices=("4K", "2M")),
 }
 
 #: per direction: steps of (convert flags, follow-up op kind, follow-up flags, follow-up level)
@@ -284,8 +289,12 @@ def _convert_vm(f: dict, ctx: GenContext, vm: VmInstance) -> Iterator[np.ndarray
         pool.append((starts, lengths))
     per = len(steps) * (1 + lengths)
     group = max(1, ctx.chunk // int(per.max(initial=1)))
+    # accepting at 2M only changes ranges that can hold a whole aligned 2M region
+    by_region = f["accept_level"] == LVL_2M and int(lengths.max(initial=0)) >= PAGES_2M \
+        and f["direction"] != "to_shared"
+    make = _range_ops_2m if by_region else _range_ops
     for i0 in range(0, len(starts), group):
-        yield _range_ops(ctx, vm.slot, starts[i0:i0 + group], lengths[i0:i0 + group], steps)
+        yield make(ctx, vm.slot, starts[i0:i0 + group], lengths[i0:i0 + group], steps)
 
 
 def _take_shared(rng, pool: list, want: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -318,6 +327,27 @@ def _range_ops(ctx: GenContext, slot: int, starts: np.ndarray, lengths: np.ndarr
     guest = ~conv
     out["vcpu"][guest] = ctx.vcpus(slot, int(np.count_nonzero(guest)))
     return out
+
+
+def _range_ops_2m(ctx: GenContext, slot: int, starts: np.ndarray, lengths: np.ndarray,
+                  steps) -> np.ndarray:
+    """As :func:`_range_ops`, but pages made private again are accepted at 2M where a range holds
+    whole aligned 2M regions (one accept per region) and at 4K elsewhere."""
+    parts = []
+    for start, length in zip(starts.tolist(), lengths.tolist()):
+        for conv_flags, kind, flags, level in steps:
+            parts.append(ops(OP_CONVERT, slot, start, count=length, flags=conv_flags,
+                             level=LVL_4K))
+            if kind != OP_ACCEPT:
+                gfn = np.arange(start, start + length, dtype=np.int64)
+                parts.append(ops(kind, slot, gfn, vcpu=ctx.vcpus(slot, length), flags=flags,
+                                 level=level))
+                continue
+            for lo, hi, lvl in segments(start, start + length, LVL_2M):
+                gfn = np.arange(lo, hi, PAGES_2M if lvl == LVL_2M else 1, dtype=np.int64)
+                parts.append(ops(OP_ACCEPT, slot, gfn, vcpu=ctx.vcpus(slot, len(gfn)),
+                                 flags=flags, level=lvl))
+    return concat(parts)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -509,8 +539,9 @@ mapping changes). Accesses rotate over the vCPUs. Unaccepted memory is accepted 
 CONVERT = PhaseKind("convert", """\
 Private<->shared conversions (KVM_SET_MEMORY_ATTRIBUTES after a TDX MapGPA or an SNP page-state
 change): each range is converted by the VMM (vcpu -1), then the guest uses it: shared pages are
-accessed, pages made private again are accepted at 4K. A conversion inside a 2M mapping forces a
-split; a storm of them is what bounce buffers and device I/O do to a confidential guest.""",
+accessed, pages made private again are accepted (at 4K, or at 2M for whole aligned regions with
+accept_level = "2M"). A conversion inside a 2M mapping forces a split; a storm of them is what
+bounce buffers and device I/O do to a confidential guest.""",
                     CONVERT_FIELDS, gen_convert)
 
 PUNCH = PhaseKind("punch", """\

@@ -116,12 +116,17 @@ class Vendor:
     external_spt: bool = False
     #: the largest leaf level the vendor ever maps (``consts.LVL_*``)
     max_level: int = 2
+    #: the largest folio guest_memfd hands out for private memory (``consts.LVL_*``), whatever
+    #: the VM's backing: upstream guest_memfd allocates 4K folios only (``reference/snp.md``
+    #: §3, ``__kvm_gmem_get_pfn`` sets ``max_order = 0``); out-of-tree series add 2M THP folios
+    gmem_max_level: int = 2
     #: human names for generic owners in reports, e.g. ``{"fw_metadata": "PAMT page pairs"}``
     owner_labels: Mapping[str, str] = field(default_factory=dict)
     #: turn a final vendor state into report rows: ``summarize(V, S) -> dict``
     summarize: Callable[..., dict] | None = None
     #: option-dependent core settings: ``knobs(options) -> dict`` with any of ``private_memory``,
-    #: ``exact_zap``, ``external_spt`` and ``max_level``, overriding the fields above
+    #: ``exact_zap``, ``external_spt``, ``max_level`` and ``gmem_max_level``, overriding the
+    #: fields above
     knobs: Callable[..., dict] | None = None
 
 

@@ -193,6 +193,32 @@ def test_convert_ranges_do_not_overlap_and_stay_inside():
     assert w.estimated_ops == len(a)
 
 
+def test_convert_accepts_whole_regions_at_2m_when_asked():
+    """accept_level = "2M": pages made private again are accepted one op per whole aligned 2M
+    region of the range and at 4K at its edges; the 4K default is what the phase always did."""
+    phase = {"kind": "convert", "pattern": "ranges", "range_size": "4MiB", "align": "4KiB",
+             "size": "8MiB", "region": ["0MiB", "512MiB"]}
+    base = workload([phase]).to_array()
+    two = workload([{**phase, "accept_level": "2M"}]).to_array()
+    assert np.array_equal(of(base, OP_CONVERT), of(two, OP_CONVERT))
+    for key in ("gfn", "flags"):
+        assert np.array_equal(of(base, OP_ACCESS)[key], of(two, OP_ACCESS)[key])
+    acc = of(two, OP_ACCEPT)
+    big = acc[acc["level"] == LVL_2M]
+    small = acc[acc["level"] == LVL_4K]
+    starts = of(two, OP_CONVERT)["gfn"][::2]
+    # each unaligned 4 MiB range holds one whole 2M region (two when it happens to be aligned)
+    whole = [(-(-s // 512) * 512, (s + 1024) // 512 * 512) for s in starts.tolist()]
+    assert len(big) == sum((b - a) // 512 for a, b in whole)
+    assert (big["gfn"] % 512 == 0).all()
+    assert len(small) + 512 * len(big) == 2048
+    covered = np.concatenate([small["gfn"]] + [g + np.arange(512) for g in big["gfn"]])
+    assert np.array_equal(np.sort(covered), np.sort(of(base, OP_ACCEPT)["gfn"]))
+    # the guest operations still rotate over the vCPUs without a gap
+    guest = two[np.isin(two["kind"], (OP_ACCESS, OP_ACCEPT))]
+    assert np.array_equal(np.diff(guest["vcpu"]) % 4, np.ones(len(guest) - 1) % 4)
+
+
 @pytest.mark.parametrize("n, length, lo, hi, align", [
     (100, 1, 0, 100, 1), (1000, 512, 7, 1 << 20, 1), (50, 512, 0, 1 << 16, 512), (1, 5, 3, 8, 1),
     (300, 3, 1000, 2000, 1)])

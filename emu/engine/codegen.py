@@ -56,7 +56,8 @@ def run_batch(S, V, ops, first):
             S.sc[st.SC_GUEST_OPS] += 1
             O.accept(S, V, vm, op["vcpu"], op["gfn"], op["level"], op["flags"])
         elif kind == C.OP_CONVERT:
-            O.convert(S, V, vm, op["gfn"], op["count"], (op["flags"] & C.F_SHARED) != 0)
+            O.guest_convert(S, V, vm, op["vcpu"], op["gfn"], op["count"],
+                            (op["flags"] & C.F_SHARED) != 0)
         elif kind == C.OP_PUNCH:
             O.punch(S, V, vm, op["gfn"], op["count"])
         elif kind == C.OP_BUILD_ADD:

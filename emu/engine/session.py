@@ -162,6 +162,7 @@ def open_session(plugins, layout: Layout, vendor_spec: str, *, costs: dict | Non
     knobs = {
         "private_memory": vendor.private_memory, "exact_zap": vendor.exact_zap,
         "external_spt": vendor.external_spt, "max_level": vendor.max_level,
+        "gmem_max_level": vendor.gmem_max_level,
     }
     if vendor.knobs is not None:
         knobs.update(vendor.knobs(options))
@@ -179,6 +180,7 @@ def open_session(plugins, layout: Layout, vendor_spec: str, *, costs: dict | Non
         costs=tables.cost_values,
         private_memory=bool(knobs["private_memory"]), exact_zap=bool(knobs["exact_zap"]),
         external_spt=bool(knobs["external_spt"]), vendor_max_level=int(knobs["max_level"]),
+        gmem_max_level=int(knobs["gmem_max_level"]),
     )
     index = {p.name: i for i, p in enumerate(tables.points)}
     for p in probe_points:

@@ -2,7 +2,8 @@
 
 A guest page gets its backing on first use. The folio order follows the VM's backing: 4K pages
 only; THP, which gets a 2M folio with the scenario's ``huge_folio_chance`` (else 4K); hugetlb 2M;
-hugetlb 1G. A huge folio is only used when its whole gfn range has no backing yet, which is
+hugetlb 1G. Private memory is further capped at guest_memfd's largest folio, a vendor knob
+(``gmem_max_level``): upstream guest_memfd hands out 4K folios only. A huge folio is only used when its whole gfn range has no backing yet, which is
 what a partly punched range looks like to guest_memfd. Private folios are *prepared* once
 (``kvm_arch_gmem_prepare`` -> the vendor's ``gmem_prepare``) and *invalidated* when freed
 (``kvm_arch_gmem_invalidate``), as in ``reference/snp.md`` §4.1-4.2.
@@ -64,6 +65,13 @@ def get_pfn(S, V, ctx, vm, g, private):
     owner = C.OWN_GUEST_PRIVATE if private else C.OWN_GUEST_SHARED
     site = C.SITE_GMEM_FOLIO if private else C.SITE_SHARED_FOLIO
     backing = S.vm_backing[vm]
+    if private:
+        # guest_memfd's own largest folio (upstream: 4K only), whatever the VM's backing
+        cap = S.sc[st.SC_GMEM_MAX_LEVEL]
+        if cap == C.LVL_4K:
+            backing = C.BACK_4K
+        elif cap == C.LVL_2M and backing == C.BACK_HUGETLB_1G:
+            backing = C.BACK_HUGETLB_2M
     base = S.vm_gfn_base[vm]
     g1 = g & ~(P1G - 1)
     g2 = g & ~(P2M - 1)

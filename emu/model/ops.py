@@ -174,6 +174,16 @@ def convert(S, V, vm, gfn, count, to_shared):
 
 
 @kernel(cold=True)
+def guest_convert(S, V, vm, vcpu, gfn, count, to_shared):
+    """A conversion the guest asked for: its side (``page_state_change``: MapGPA, an SNP
+    page-state change) runs on vCPU ``vcpu`` (vCPU 0 when the operation names none) before
+    the VMM converts, so the VMM starts once the guest's request is out."""
+    v = vcpu if vcpu >= 0 else 0
+    vo.page_state_change(V, S, vcpu_ctx(S, vm, v), vm, v, gfn, count, to_shared)
+    return convert(S, V, vm, gfn, count, to_shared)
+
+
+@kernel(cold=True)
 def punch(S, V, vm, gfn, count):
     """fallocate(PUNCH_HOLE) on guest_memfd: zap exactly, then free the private folios."""
     ctx = host_ctx(S, vm, 0)

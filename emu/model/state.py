@@ -42,6 +42,7 @@ SC_USED_PEAK = 18       # peak of host frames not free
 SC_NEXT_GIG = 19        # search cursor for 1G allocations
 SC_CUR4K_POS = 20       # where the next free-frame search in the current 4K region starts
 SC_EXTERNAL_SPT = 21    # the vendor mirrors page tables into firmware (TDX's Secure EPT)
+SC_GMEM_MAX_LEVEL = 22  # the largest folio guest_memfd hands out for private memory (LVL_*)
 N_SC = 32
 
 # --- generic counters of ``S.cnt`` -------------------------------------------------------------------
@@ -162,7 +163,8 @@ def ctx_vmm(S, vm):
 def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_counters: int,
                n_fw: int, n_points: int, lock_scopes, lock_sleeps, pool_caps, pool_mins, pool_scopes,
                pool_owners, costs, private_memory: bool, exact_zap: bool,
-               external_spt: bool, vendor_max_level: int) -> CoreState:
+               external_spt: bool, vendor_max_level: int,
+               gmem_max_level: int = C.LVL_1G) -> CoreState:
     """Allocate the core state for ``layout`` (everything free, no VM alive)."""
     nf = layout.host_pages
     nr = (nf + PAGES_2M - 1) // PAGES_2M
@@ -201,6 +203,7 @@ def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_co
     sc[SC_EXACT_ZAP] = int(exact_zap)
     sc[SC_EXTERNAL_SPT] = int(external_spt)
     sc[SC_VENDOR_MAX_LEVEL] = vendor_max_level
+    sc[SC_GMEM_MAX_LEVEL] = gmem_max_level
     sc[SC_NVCPU] = nvcpu
     sc[SC_NVM] = nvm
     sc[SC_CHECK_FAILED] = -1

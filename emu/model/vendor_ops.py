@@ -68,6 +68,11 @@ The points, in the order the TDP MMU meets them (the names follow KVM's; see
     Non-zero refuses the split.
 ``merge_external_spte(V, S, ctx, vm, gfn, level, cause) -> int``
     512 leaves are about to become one leaf at ``level`` (TDX: PROMOTE). Non-zero refuses.
+``page_state_change(V, S, ctx, vm, vcpu, gfn, count, to_shared) -> None``
+    The guest asks for ``count`` pages from ``gfn`` to become shared (or private) before the
+    VMM converts them (TDX: TDG.VP.VMCALL<MapGPA>; SNP: the GHCB page-state change, before
+    which the guest rescinds validation). Runs on the guest's vCPU ``vcpu`` (``ctx``); not
+    called for the implicit conversions KVM makes on a mismatching access.
 ``guest_accept(V, S, ctx, vm, vcpu, gfn, level) -> int``
     The guest accepts (TDX) or validates (SNP) at ``level``; returns a ``consts.ACCEPT_*`` code.
 ``build_add(V, S, ctx, vm, gfn, pfn) -> int``
@@ -173,6 +178,10 @@ def merge_external_spte(V, S, ctx, vm, gfn, level, cause):
     return 0
 
 
+def page_state_change(V, S, ctx, vm, vcpu, gfn, count, to_shared):
+    return None
+
+
 def guest_accept(V, S, ctx, vm, vcpu, gfn, level):
     return consts.ACCEPT_UNSUPPORTED
 
@@ -193,7 +202,7 @@ POINTS = {
         vcpu_enter, topup, alloc_external_spt, release_external_spt, gmem_prepare,
         gmem_invalidate, gmem_max_mapping_level, phys_prepare, phys_cleanup, link_external_spt,
         set_external_spte, remove_external_spte, free_external_spt, split_external_spte,
-        merge_external_spte, guest_accept, build_add, check,
+        merge_external_spte, page_state_change, guest_accept, build_add, check,
     )
 }
 

@@ -23,7 +23,7 @@ from emu.workload.ops import CHUNK, ops, raw
 LAZY_CHUNK_REGIONS = 2
 
 
-def _segments(start: int, end: int, level: int) -> list[tuple[int, int, int]]:
+def segments(start: int, end: int, level: int) -> list[tuple[int, int, int]]:
     """``[(lo, hi, level)]`` covering ``[start, end)``: 2M ops for whole regions, 4K for the edges."""
     if start >= end:
         return []
@@ -38,7 +38,7 @@ def _segments(start: int, end: int, level: int) -> list[tuple[int, int, int]]:
 
 def accept_range_count(start: int, end: int, level: int) -> int:
     """Operations :func:`accept_range` emits for ``[start, end)`` (for planning estimates)."""
-    return sum((hi - lo) // (PAGES_2M if lvl == LVL_2M else 1) for lo, hi, lvl in _segments(start, end, level))
+    return sum((hi - lo) // (PAGES_2M if lvl == LVL_2M else 1) for lo, hi, lvl in segments(start, end, level))
 
 
 def mark_accepted(accepted: np.ndarray, start: int, end: int) -> None:
@@ -55,7 +55,7 @@ def accept_range(ctx, slot: int, start: int, end: int, level: int, chunk: int = 
     At ``LVL_2M``, whole aligned 2M regions take one operation each and ragged edges 4K ones.
     """
     mark_accepted(ctx.accepted(slot), start, end)
-    for lo, hi, lvl in _segments(start, end, level):
+    for lo, hi, lvl in segments(start, end, level):
         step = PAGES_2M if lvl == LVL_2M else 1
         span = chunk * step
         for g0 in range(lo, hi, span):

@@ -1,7 +1,10 @@
 """``emu/model/gmem.py``: guest memory folios (4K, THP, hugetlb 2M / 1G) and their release."""
 import pytest
 
-from .scenarios import GUEST_PAGES, REGIONS, phase, scenario, vm
+from emu.model import consts as C
+from emu.model import state as st
+
+from .scenarios import GUEST_PAGES, REGIONS, phase, scenario, set_scalar, vm
 
 FOLIOS = ("folios_4k", "folios_2m", "folios_1g", "huge_folio_fallbacks")
 
@@ -72,3 +75,25 @@ def test_freeing_part_of_a_1g_folio_splits_it_down_to_4k(run_toml):
     assert folios(r) == (1, 0, 2, 0)
     # the second GiB keeps its 1G leaf; the first is mapped by what its folios now allow
     assert r["mappings"]["end"] == {"4K": 512, "2M": REGIONS - 1, "1G": 1}
+
+
+@pytest.mark.parametrize("cap, backing, memory, expected", [
+    (C.LVL_4K, "thp", "1GiB", (GUEST_PAGES, 0, 0, 0)),
+    (C.LVL_2M, "hugetlb-1g", "2GiB", (0, 2 * REGIONS, 0, 0)),
+    (C.LVL_1G, "hugetlb-1g", "2GiB", (0, 0, 2, 0)),
+])
+def test_gmem_max_level_caps_private_folios(run_toml, cap, backing, memory, expected):
+    """The vendor knob ``gmem_max_level`` caps guest_memfd's folios (upstream: 4K only) for
+    private memory, whatever the VM's backing; shared memory keeps the backing's folios."""
+    def hook(session):
+        session.S.sc[st.SC_PRIVATE_MEMORY] = 1
+        session.S.sc[st.SC_GMEM_MAX_LEVEL] = cap
+
+    r = run_toml(scenario(vm(backing, memory=memory), phase("touch")), session_hook=hook)
+    assert folios(r) == expected
+
+
+def test_gmem_max_level_leaves_shared_memory_alone(run_toml):
+    """Memory that is not private (a plain VM's) keeps its backing's folios under the cap."""
+    r = run_toml(scenario(phase("touch")), session_hook=set_scalar(st.SC_GMEM_MAX_LEVEL, C.LVL_4K))
+    assert folios(r) == (0, REGIONS, 0, 0)
