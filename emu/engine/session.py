@@ -20,7 +20,7 @@ from emu import jit
 from emu.engine import check as checks
 from emu.engine import codegen
 from emu.engine.options import resolve_options, split_vendor_spec, find_vendor
-from emu.engine.tables import Tables, build_tables
+from emu.engine.tables import Tables, build_tables, make_core_state
 from emu.errors import EmuError
 from emu.model import consts as C
 from emu.model import state as st
@@ -169,19 +169,10 @@ def open_session(plugins, layout: Layout, vendor_spec: str, *, costs: dict | Non
     if layout.total_vcpus == 0 and layout.slots:
         raise EmuError("the scenario's VMs have no vCPUs")
 
-    S = st.make_state(
-        layout,
-        n_locks=len(tables.lock_names), n_pools=len(tables.pool_names),
-        n_sites=len(tables.site_names), n_counters=len(tables.counter_names),
-        n_fw=len(tables.fw_names), n_points=len(tables.points),
-        lock_scopes=tables.lock_scopes, lock_sleeps=tables.lock_sleeps,
-        pool_caps=tables.pool_caps, pool_mins=tables.pool_mins,
-        pool_scopes=tables.pool_scopes, pool_owners=tables.pool_owners,
-        costs=tables.cost_values,
-        private_memory=bool(knobs["private_memory"]), exact_zap=bool(knobs["exact_zap"]),
-        external_spt=bool(knobs["external_spt"]), vendor_max_level=int(knobs["max_level"]),
-        gmem_max_level=int(knobs["gmem_max_level"]),
-    )
+    S = make_core_state(
+        layout, tables, private_memory=bool(knobs["private_memory"]),
+        exact_zap=bool(knobs["exact_zap"]), external_spt=bool(knobs["external_spt"]),
+        vendor_max_level=int(knobs["max_level"]), gmem_max_level=int(knobs["gmem_max_level"]))
     index = {p.name: i for i, p in enumerate(tables.points)}
     for p in probe_points:
         S.probe_mask[index[p]] = 1

@@ -77,3 +77,22 @@ def build_tables(vendor: Vendor, overrides: dict[str, int]) -> Tables:
         costs=costs,
         cost_values=values,
     )
+
+
+def make_core_state(layout, tables: Tables, *, private_memory: bool, exact_zap: bool,
+                    external_spt: bool, vendor_max_level: int,
+                    gmem_max_level: int = C.LVL_1G):
+    """The core state (``emu.model.state``) for ``layout``, sized and filled from ``tables``:
+    what a session runs on, and what the vendors' scripting APIs drive their kernels with."""
+    from emu.model import state as st
+
+    return st.make_state(
+        layout, n_locks=len(tables.lock_names), n_pools=len(tables.pool_names),
+        n_sites=len(tables.site_names), n_counters=len(tables.counter_names),
+        n_fw=len(tables.fw_names), n_points=len(tables.points),
+        lock_scopes=tables.lock_scopes, lock_sleeps=tables.lock_sleeps,
+        pool_caps=tables.pool_caps, pool_mins=tables.pool_mins,
+        pool_scopes=tables.pool_scopes, pool_owners=tables.pool_owners,
+        costs=tables.cost_values, private_memory=private_memory, exact_zap=exact_zap,
+        external_spt=external_spt, vendor_max_level=vendor_max_level,
+        gmem_max_level=gmem_max_level)

@@ -39,7 +39,6 @@ from numba import njit
 
 from emu import jit
 from emu.model import consts as C
-from emu.model import state as st
 from emu.model.layout import Layout
 from emu.workload.sizes import parse_size
 
@@ -139,7 +138,7 @@ class SnpMachine:
         import emu_snp
         from emu.engine.options import resolve_options
         from emu.engine.session import EMU_JIT_SOURCES
-        from emu.engine.tables import build_tables
+        from emu.engine.tables import build_tables, make_core_state
 
         host_pages = parse_size(str(host)) // 4096
         layout = Layout(host_pages=host_pages)
@@ -148,15 +147,8 @@ class SnpMachine:
         vendor = emu_snp.emu_vendors()[0]
         tables = build_tables(vendor, {})
         opts = resolve_options(vendor, {k: str(v) for k, v in options.items()})
-        self.S = st.make_state(
-            layout, n_locks=len(tables.lock_names), n_pools=len(tables.pool_names),
-            n_sites=len(tables.site_names), n_counters=len(tables.counter_names),
-            n_fw=len(tables.fw_names), n_points=len(tables.points),
-            lock_scopes=tables.lock_scopes, lock_sleeps=tables.lock_sleeps,
-            pool_caps=tables.pool_caps, pool_mins=tables.pool_mins,
-            pool_scopes=tables.pool_scopes, pool_owners=tables.pool_owners,
-            costs=tables.cost_values, private_memory=True, exact_zap=False, external_spt=False,
-            vendor_max_level=C.LVL_1G)
+        self.S = make_core_state(layout, tables, private_memory=True, exact_zap=False,
+                                 external_spt=False, vendor_max_level=C.LVL_1G)
         self.V = emu_snp.make_state(layout, opts, tables)
         self.layout = layout
         # the RMP's own entries are Firmware pages (SNP init), at the top of host memory

@@ -31,7 +31,6 @@ from numba import njit
 
 from emu import jit
 from emu.model import consts as C
-from emu.model import state as st
 from emu.model.layout import Layout
 from emu.workload.sizes import parse_size
 
@@ -179,7 +178,7 @@ class TdxModule:
                  tdcs_pages=4, tdvps_pages=6, cache_dir=None):
         import emu_tdx
         from emu.engine.session import EMU_JIT_SOURCES
-        from emu.engine.tables import build_tables
+        from emu.engine.tables import build_tables, make_core_state
 
         host_pages = parse_size(str(host)) // 4096
         guest_pages = parse_size(str(guest)) // 4096
@@ -190,15 +189,8 @@ class TdxModule:
         tables = build_tables(vendor, {})
         options = {"pamt": pamt, "policy": "running-vcpu", "huge_pages": True, "promote": False,
                    "tdcs_pages": tdcs_pages, "tdvps_pages": tdvps_pages, "tdmr_size": 1 << 40}
-        self.S = st.make_state(
-            layout, n_locks=len(tables.lock_names), n_pools=len(tables.pool_names),
-            n_sites=len(tables.site_names), n_counters=len(tables.counter_names),
-            n_fw=len(tables.fw_names), n_points=len(tables.points),
-            lock_scopes=tables.lock_scopes, lock_sleeps=tables.lock_sleeps,
-            pool_caps=tables.pool_caps, pool_mins=tables.pool_mins,
-            pool_scopes=tables.pool_scopes, pool_owners=tables.pool_owners,
-            costs=tables.cost_values, private_memory=True, exact_zap=True, external_spt=True,
-            vendor_max_level=C.LVL_2M)
+        self.S = make_core_state(layout, tables, private_memory=True, exact_zap=True,
+                                 external_spt=True, vendor_max_level=C.LVL_2M)
         self.V = emu_tdx.make_state(layout, options, tables)
         self.layout = layout
         self.guest_bytes = guest_pages * 4096
