@@ -42,13 +42,17 @@ def load_plugin_set(plugins=None, plugin_paths=(), autoload=True, blocked=()):
 def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugins=None,
         plugin_paths=(), autoload: bool = True, blocked=(), cache_dir=None, seed=None,
         batch_size: int = 1 << 16, teardown: bool = True, progress=None, probe_points=(),
-        on_events=None, session_hook=None) -> Result:
+        on_events=None, session_hook=None, probes=(), probe_stream=None,
+        probe_json: bool = False) -> Result:
     """Run ``scenario`` (a path or a parsed :class:`emu.workload.Scenario`) on ``vendor``.
 
     ``vendor`` is ``NAME[:opt=val,...]``; ``costs`` are ``NAME=NS`` overrides; ``check``
     verifies the global invariants after every batch; ``teardown`` destroys the VMs still
     alive at the end, so memory left behind is visible. ``probe_points`` names points whose
-    events go to ``on_events(array)`` after every batch.
+    events go to ``on_events(array)`` after every batch. ``probes`` are probe scripts
+    (:class:`emu.probe.compile.Script`, or strings) compiled into one program that runs with
+    the workload and prints to ``probe_stream`` (stdout by default; ``probe_json`` for bpftrace's
+    ``-f json``); ``result.probes`` keeps it, maps and all.
     """
     plugins = load_plugin_set(plugins, plugin_paths, autoload, blocked)
     if not isinstance(scenario, Scenario):
@@ -69,6 +73,9 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
                            cache_root=cache_dir, plugin_sources=sources,
                            probe_points=probe_points)
     session.on_events = on_events
+    probe_run = None
+    if probes:
+        probe_run = attach_probes(session, plugins, probes, probe_stream, probe_json)
     if session_hook is not None:
         session_hook(session)
     setup_s = time.perf_counter() - t0
@@ -81,7 +88,7 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     for ops in workload.batches(batch_size):
         session.run(ops)
         bar.update(session.ops_done)
-        if session.violation is not None:
+        if session.violation is not None or session.stopped:
             break
     bar.close()
     run_s = time.perf_counter() - t1
@@ -91,11 +98,18 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     after = None
     n_teardown = 0
     if teardown and session.violation is None:
+        if session.stopped:             # exit(): probes are done, the VMs still go
+            probe_run.detach()
+            session.probes = None
+            session.stopped = False
         down = teardown_ops(session.S)
         n_teardown = len(down)
         if n_teardown:
             session.run(down)
         after = snapshot_memory(session.S)
+    if probe_run is not None:
+        probe_run.end()
+        probe_run.detach()
     vendor_report = {}
     if session.vendor.summarize is not None:
         vendor_report = session.vendor.summarize(session.V, session.S)
@@ -110,9 +124,30 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
         "ns_per_guest_op": round(run_s / guest * 1e9, 2) if guest else None,
         "cache_dir": str(session.cache_dir),
     }
+    if probe_run is not None:
+        performance["probe_compile_s"] = round(probe_run.program.compile_s, 3)
+        performance["probe_events"] = int(probe_run.events_seen)
     result = Result(data=data, performance=performance, source=session.source)
     result.session = session
+    result.probes = probe_run
     return result
+
+
+def attach_probes(session, plugins, probes, stream=None, as_json: bool = False):
+    """Compile ``probes`` for ``session``'s points, attach them and run their BEGIN blocks."""
+    from emu.probe.attach import ProbeRun
+    from emu.probe.compile import Script, catalog_for, compile_program
+
+    scripts = [p if isinstance(p, Script) else Script(str(p), "<script>") for p in probes]
+    catalog = catalog_for(session.tables.points, plugins.all_points(), session.tables,
+                          session.layout)
+    program = compile_program(scripts, catalog, session.cache_dir)
+    probe_run = ProbeRun(program, stream=stream, json=as_json)
+    session.S = probe_run.attach(session.S)
+    session.probes = probe_run
+    probe_run.begin()
+    session.stopped = probe_run.exited
+    return probe_run
 
 
 def _vendor_sources(plugins, vendor_name: str):

@@ -1,4 +1,4 @@
-"""The ``emu`` command: run scenarios, list plugins.
+"""The ``emu`` command: run and compare scenarios, attach probes, list plugins and points.
 
 Bad input (a wrong scenario field, an unknown vendor or option, a broken cost override) ends
 with one line ``emu: error: ...`` and exit status 2, never a traceback.
@@ -6,6 +6,7 @@ with one line ``emu: error: ...`` and exit status 2, never a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -50,6 +51,12 @@ CacheDirOpt = typer.Option(None, "--cache-dir", envvar="EMU_CACHE_DIR",
 ProgressOpt = typer.Option(None, "--progress/--no-progress",
                            help="Show progress (default: on a terminal).")
 VerboseOpt = typer.Option(False, "--verbose", help="Debug logging on stderr.")
+ProgramOpt = typer.Option([], "-e", "--program",
+                          help="A probe program, bpftrace style: 'kvm:split { @[args.cause] = "
+                               "count(); }' (repeatable).")
+ProbeFileOpt = typer.Option([], "--probe-file", help="A probe script file (repeatable).")
+ProbeFormatOpt = typer.Option("text", "-f", "--probe-format",
+                              help="Probe output: text (bpftrace's) or json (bpftrace -f json).")
 
 
 @app.command()
@@ -66,6 +73,13 @@ def run(
                                      help="Print the generated driver module and exit."),
     timing: bool = typer.Option(False, "--timing", help="Include wall-clock figures in --json."),
     batch: int = typer.Option(1 << 16, "--batch", help="Operations per batch."),
+    program: List[str] = ProgramOpt,
+    probe_file: List[Path] = ProbeFileOpt,
+    probe_format: str = ProbeFormatOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="Print only the probes' output, not emu's summary."),
+    emit_probe_source: bool = typer.Option(False, "--emit-probe-source",
+                                           help="Print the probes' generated module and exit."),
     cache_dir: Optional[Path] = CacheDirOpt,
     progress: Optional[bool] = ProgressOpt,
     plugin: List[str] = PluginOpt,
@@ -73,7 +87,11 @@ def run(
     block: List[str] = BlockOpt,
     verbose: bool = VerboseOpt,
 ):
-    """Run SCENARIO on one vendor and print what happened."""
+    """Run SCENARIO on one vendor and print what happened.
+
+    With -e PROGRAM or --probe-file FILE, a bpftrace-like probe program runs with the workload
+    and prints its output first (to stderr with --json; emu probes -l lists the points).
+    """
     _setup_logging(verbose)
     from emu.api import run as api_run
     from emu.report.summary import render
@@ -83,15 +101,21 @@ def run(
         plugins = _plugins(plugin, no_autoload, block)
         for p in plugins.problems:
             typer.echo(f"emu: warning: plugin {p.plugin}: {p.reason}", err=True)
-        if emit_source:
-            _emit_source(scenario, vendor, plugins, cache_dir)
+        scripts = _probe_scripts(program, probe_file)
+        if emit_source or emit_probe_source:
+            _emit_source(scenario, vendor, plugins, cache_dir, scripts if emit_probe_source
+                         else None)
             return
         result = api_run(scenario, vendor, costs=cost, check=check, plugins=plugins, seed=seed,
                          cache_dir=cache_dir, batch_size=batch, teardown=not no_teardown,
-                         progress=progress)
+                         progress=progress, probes=scripts,
+                         probe_stream=sys.stderr if json_out else sys.stdout,
+                         probe_json=_probe_json(probe_format))
     except (EmuError, ScenarioError) as e:
         _fail(str(e))
-    if json_out:
+    if quiet:
+        pass
+    elif json_out:
         typer.echo(result.to_json(timing=timing), nl=False)
     else:
         from emu.report.sections import render_plugin_sections
@@ -117,6 +141,9 @@ def compare(
     seed: Optional[int] = SeedOpt,
     no_teardown: bool = typer.Option(False, "--no-teardown",
                                      help="Leave VMs alive at the end (no after-teardown rows)."),
+    program: List[str] = ProgramOpt,
+    probe_file: List[Path] = ProbeFileOpt,
+    probe_format: str = ProbeFormatOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
     progress: Optional[bool] = ProgressOpt,
     plugin: List[str] = PluginOpt,
@@ -125,7 +152,7 @@ def compare(
     verbose: bool = VerboseOpt,
 ):
     """Run SCENARIO on every --vendor (the identical operation stream) and print one table,
-    vendors as columns."""
+    vendors as columns. Probes (-e, --probe-file) attach to every run."""
     _setup_logging(verbose)
     from emu.report.compare import compare as do_compare
     from emu.workload import ScenarioError
@@ -134,9 +161,12 @@ def compare(
         plugins = _plugins(plugin, no_autoload, block)
         for p in plugins.problems:
             typer.echo(f"emu: warning: plugin {p.plugin}: {p.reason}", err=True)
+        scripts = _probe_scripts(program, probe_file)
         table = do_compare(scenario, vendor, plugins=plugins, costs=cost, seed=seed, check=check,
                            cache_dir=cache_dir, teardown=not no_teardown, progress=progress,
-                           all_rows=all_rows)
+                           all_rows=all_rows, probes=scripts,
+                           probe_stream=sys.stderr if json_out else sys.stdout,
+                           probe_json=_probe_json(probe_format))
     except (EmuError, ScenarioError) as e:
         _fail(str(e))
     typer.echo(table.to_json(full=full) if json_out else table.render(), nl=False)
@@ -144,7 +174,27 @@ def compare(
         raise typer.Exit(1)
 
 
-def _emit_source(scenario, vendor, plugins, cache_dir):
+def _probe_scripts(programs: List[str], files: List[Path]):
+    """The probe scripts of -e and --probe-file, in that order (one program)."""
+    from emu.probe.compile import Script
+
+    scripts = [Script(p, "<-e>" if len(programs) == 1 else f"<-e #{i + 1}>")
+               for i, p in enumerate(programs)]
+    for f in files:
+        try:
+            scripts.append(Script(Path(f).read_text(), str(f)))
+        except OSError as e:
+            raise EmuError(f"probe file {str(f)!r}: {e.strerror or e}") from None
+    return scripts
+
+
+def _probe_json(fmt: str) -> bool:
+    if fmt not in ("text", "json"):
+        raise typer.BadParameter(f"{fmt!r}: the formats are text and json", param_hint="-f")
+    return fmt == "json"
+
+
+def _emit_source(scenario, vendor, plugins, cache_dir, scripts=None):
     from emu.api import _vendor_sources
     from emu.engine.session import open_session
     from emu.workload import build_workload, load_scenario
@@ -157,7 +207,33 @@ def _emit_source(scenario, vendor, plugins, cache_dir):
     s = open_session(plugins, wl.layout, vendor, cache_root=cache_dir,
                      plugin_sources=_vendor_sources(plugins, name) if name in plugins.vendors
                      else None)
+    if scripts:
+        from emu.api import attach_probes
+
+        probe_run = attach_probes(s, plugins, scripts, stream=open(os.devnull, "w"))
+        typer.echo(probe_run.program.source, nl=False)
+        return
     typer.echo(s.source, nl=False)
+
+
+@app.command("probes")
+def probes_cmd(
+    pattern: str = typer.Argument("*", help="Glob over point names, e.g. 'tdx:*'."),
+    list_: bool = typer.Option(True, "--list", "-l", help="List matching points (default)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="With their fields and docs."),
+    plugin: List[str] = PluginOpt,
+    no_autoload: bool = NoAutoloadOpt,
+    block: List[str] = BlockOpt,
+):
+    """List the probe points of the core and every loaded plugin (like bpftrace -l / -lv)."""
+    _setup_logging(False)
+    from emu.probe.listing import format_points
+
+    plugins = _plugins(plugin, no_autoload, block)
+    text = format_points(plugins.all_points(), pattern, verbose)
+    if not text:
+        _fail(f"no probe point matches {pattern!r}")
+    typer.echo(text, nl=False)
 
 
 @app.command("plugins")

@@ -115,6 +115,14 @@ class Plugins:
         """The name of the plugin that provides vendor ``name`` (``KeyError`` if none)."""
         return self._vendor_plugins[name]
 
+    def all_points(self) -> dict[str, ProbePoint]:
+        """Every probe point any loaded plugin declares: the core's, then each vendor's."""
+        points = dict(self.probe_points)
+        for name in sorted(self.vendors):
+            for p in self.vendors[name].points:
+                points.setdefault(p.name, p)
+        return points
+
     def plugin_sources(self) -> list[Path]:
         """Source files (modules) or directories (packages) of every loaded plugin.
 

@@ -63,11 +63,20 @@ class Resource:
 
 @dataclass(frozen=True)
 class Field:
-    """A typed field of a probe point (``args.NAME`` in a probe script)."""
+    """A typed field of a probe point (``args.NAME`` in a probe script).
+
+    ``type`` is ``int``, ``bool`` or ``ns`` for plain numbers; any other type is *symbolic*: the
+    value is still an integer, but probe output prints it by name (as a map key or with ``%s``)
+    and scripts may compare it with a name (``args.cause == "punch"``). The core's symbolic
+    types (``level``, ``cause``, ``op``, ``owner``, ``site``, ``pool``, ``lock``, ``error``,
+    ``accept``) have their tables built in; a plugin's own type brings its names in ``names``:
+    a tuple of names (value = index) or of ``(value, name)`` pairs.
+    """
 
     name: str
     type: str = "int"
     doc: str = ""
+    names: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ VENDOR_DIRS = ("tdx", "snp")
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "xdist_group(name): run on the worker of that group")
+    _configure_groups(config)
+
+
+def _configure_groups(config):
     """Under xdist, send each vendor's tests to one worker (``loadgroup``): a cold compile of a
     vendor's driver takes minutes, and with plain ``load`` scheduling every worker compiled
     every vendor, so the cold suite paid each compile once per worker. The controller switches

@@ -32,13 +32,17 @@ from numba import njit
 from emu.model import clock
 from emu.model import consts as C
 from emu.model import ops as O
+from emu.model import probe_call
 from emu.model import state as st
 from emu.model import vendor_ops as vo
 {probe_imports}
 
 @njit(cache=True, _nrt=False)
 def run_batch(S, V, ops, first):
-    """Run one batch of operations; ``first`` is the stream index of ``ops[0]``."""
+    """Run one batch of operations; ``first`` is the stream index of ``ops[0]``.
+
+    Returns how many ran: all of them, unless an attached probe program called ``exit()``.
+    """
     n = ops.shape[0]
     for i in range(n):
         op = ops[i]
@@ -47,8 +51,14 @@ def run_batch(S, V, ops, first):
         S.sc[st.SC_OP_INDEX] = first + i
         S.cnt_ops[kind] += 1
         #@emu:op
-        clock.emit(S, C.POINT_OP, S.sc[st.SC_NVCPU] + 2 * vm, vm, op["vcpu"], kind, op["gfn"],
-                   op["count"], op["level"], 0, 0)
+        # the event carries the clock of the context that runs the op: the vCPU for the
+        # guest's own operations, the VMM's thread for the rest
+        if (kind == C.OP_ACCESS or kind == C.OP_ACCEPT) and op["vcpu"] >= 0:
+            op_ctx = O.vcpu_ctx(S, vm, op["vcpu"])
+        else:
+            op_ctx = S.sc[st.SC_NVCPU] + 2 * vm
+        clock.emit(S, C.POINT_OP, op_ctx, vm, op["vcpu"], kind, op["gfn"], op["count"],
+                   op["level"], 0, 0)
         if kind == C.OP_ACCESS:
             S.sc[st.SC_GUEST_OPS] += 1
             O.access(S, V, vm, op["vcpu"], op["gfn"], op["flags"])
@@ -76,6 +86,10 @@ def run_batch(S, V, ops, first):
             O.vm_create(S, V, vm)
         elif kind == C.OP_VM_DESTROY:
             O.vm_destroy(S, V, vm)
+        if S.sc[st.SC_RING_N] >= S.sc[st.SC_RING_FLUSH_AT]:
+            probe_call.flush(S)
+        if S.sc[st.SC_STOP] != 0:
+            return i + 1
     return n
 
 

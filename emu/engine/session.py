@@ -56,20 +56,26 @@ class Session:
     checked_batches: int = 0
     on_events: object = None
     violation: dict | None = None
+    #: an attached probe program (:class:`emu.probe.attach.ProbeRun`)
+    probes: object = None
+    #: a probe called exit(): the workload stops
+    stopped: bool = False
 
     # --- running -----------------------------------------------------------------------------
     def run(self, ops: np.ndarray) -> None:
         """Run one batch; with ``check``, verify it and find the first bad operation if any."""
         if ops.dtype != OP_DTYPE:
             raise TypeError("operations must use emu.model.layout.OP_DTYPE")
-        if self.violation is not None:
+        if self.violation is not None or self.stopped:
             return
         first = self.ops_done
         snapshot = self._snapshot() if self.check else None
-        self.driver.run_batch(self.S, self.V, ops, first)
-        self.ops_done += len(ops)
+        done = int(self.driver.run_batch(self.S, self.V, ops, first))
+        self.ops_done += done
         self.batches += 1
         self._drain()
+        if done < len(ops):
+            ops = ops[:done]
         if self.check:
             problems = self.violations()
             self.checked_batches += 1
@@ -84,11 +90,23 @@ class Session:
         return problems
 
     def _drain(self) -> None:
+        if self.probes is not None:
+            self.probes.after_batch()
+            self.stopped = self.probes.exited
+            return
         n = int(self.S.sc[st.SC_RING_N])
         if n:
             if self.on_events is not None:
                 self.on_events(self.S.ring[:n].copy())
             self.S.sc[st.SC_RING_N] = 0
+
+    def _replay(self, snapshot, ops, first) -> None:
+        self._restore(snapshot)
+        mask = self.S.probe_mask.copy()
+        self.S.probe_mask[:] = 0
+        self.driver.run_batch(self.S, self.V, ops, first)
+        self.S.probe_mask[:] = mask
+        self.S.sc[st.SC_RING_N] = 0
 
     def _snapshot(self):
         return (tuple(a.copy() for a in self.S), tuple(a.copy() for a in self.V))
@@ -100,22 +118,21 @@ class Session:
             dst[...] = src
 
     def _locate(self, snapshot, ops, first, problems) -> dict:
-        """Bisect the batch from its snapshot: the shortest prefix that breaks an invariant."""
+        """Bisect the batch from its snapshot: the shortest prefix that breaks an invariant.
+
+        The replays run with every probe point off, so attached programs see each event once.
+        """
         saved = self.on_events
         self.on_events = None
         lo, hi = 0, len(ops)   # prefix lo is fine, prefix hi is not
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            self._restore(snapshot)
-            self.driver.run_batch(self.S, self.V, ops[:mid], first)
-            self.S.sc[st.SC_RING_N] = 0
+            self._replay(snapshot, ops[:mid], first)
             if self.violations():
                 hi = mid
             else:
                 lo = mid
-        self._restore(snapshot)
-        self.driver.run_batch(self.S, self.V, ops[:hi], first)
-        self.S.sc[st.SC_RING_N] = 0
+        self._replay(snapshot, ops[:hi], first)
         first_problems = self.violations() or problems
         self.on_events = saved
         index = first + hi - 1

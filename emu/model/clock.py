@@ -17,6 +17,7 @@ invalid context``.
 """
 from emu.jit import kernel
 from emu.model import consts as C
+from emu.model import probe_call
 from emu.model import state as st
 
 LOCK_SLEEPS = st.LOCK_SLEEPS
@@ -39,13 +40,27 @@ def charge_cost(S, ctx, cost_id, times):
 
 @kernel
 def emit(S, point, ctx, vm, vcpu, a0, a1, a2, a3, a4, a5):
-    """Record a probe event at ``point`` if any probe is attached to it (one branch otherwise)."""
-    if S.probe_mask[point] == 0:
+    """Record a probe event at ``point`` if any probe is attached to it (one branch otherwise).
+
+    ``probe_mask[point]`` is 0 (nothing attached), 1 (write the event to the ring) or
+    ``PROBE_COUNT`` (the program only counts this point's hits, ``@x = count()`` with no
+    predicate: a counter is bumped and the program folds it into its map when it is read).
+    A full ring is handed to the attached probe program (:mod:`emu.model.probe_call`), so
+    aggregations never lose an event; without a program, the event is counted as lost.
+    """
+    mode = S.probe_mask[point]
+    if mode == 0:
+        return
+    if mode == st.PROBE_COUNT:
+        S.probe_hits[point] += 1
         return
     n = S.sc[st.SC_RING_N]
     if n >= S.ring.shape[0]:
-        S.sc[st.SC_RING_LOST] += 1
-        return
+        if S.sc[st.SC_PROBE_FN] == 0:
+            S.sc[st.SC_RING_LOST] += 1
+            return
+        probe_call.flush(S)
+        n = 0
     row = S.ring[n]
     row[st.EV_TIME] = S.ctx_clock[ctx]
     row[st.EV_POINT] = point

@@ -43,6 +43,11 @@ SC_NEXT_GIG = 19        # search cursor for 1G allocations
 SC_CUR4K_POS = 20       # where the next free-frame search in the current 4K region starts
 SC_EXTERNAL_SPT = 21    # the vendor mirrors page tables into firmware (TDX's Secure EPT)
 SC_GMEM_MAX_LEVEL = 22  # the largest folio guest_memfd hands out for private memory (LVL_*)
+SC_PROBE_FN = 23        # address of the attached probe program's consumer (0: none attached)
+SC_PROBE_RING = 24      # address of ``S.ring``'s data, for the consumer
+SC_PROBE_DATA = 25      # address of the probe program's map and output memory
+SC_RING_FLUSH_AT = 26   # the driver hands the ring over after an op once it holds this many
+SC_STOP = 27            # a probe called exit(): the driver stops after the current operation
 N_SC = 32
 
 # --- generic counters of ``S.cnt`` -------------------------------------------------------------------
@@ -91,6 +96,9 @@ GA_PREPARED = 2         # guest_memfd prepared this page (vendor gmem_prepare ra
 # --- per-2M-region flag bits of ``S.r2_flags`` -------------------------------------------------------
 R2_NO_HUGE = 1          # a vendor forbade huge mappings here (e.g. TDX GUEST_INHIBIT)
 R2_COLLAPSED = 2        # khugepaged collapsed this region; the next huge map is a collapse merge
+
+# --- probe_mask values: how emit treats a point --------------------------------------------------
+PROBE_OFF, PROBE_RING, PROBE_COUNT = 0, 1, 2
 
 # --- trace ring columns ----------------------------------------------------------------------------
 EV_TIME, EV_POINT, EV_CTX, EV_VM, EV_VCPU = 0, 1, 2, 3, 4
@@ -142,7 +150,7 @@ FIELDS = (
     # costs, counters, errors, firmware calls, probes
     "cost", "sc", "cnt", "cnt_ops", "cnt_map", "cnt_zap", "mapped", "cnt_split", "cnt_merge",
     "cnt_accept", "err_count", "err_site", "err_rec", "fw_count", "fw_ns", "fw_fail",
-    "probe_mask", "ring",
+    "probe_mask", "probe_hits", "ring",
 )
 
 CoreState = namedtuple("CoreState", FIELDS)
@@ -207,6 +215,7 @@ def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_co
     sc[SC_NVCPU] = nvcpu
     sc[SC_NVM] = nvm
     sc[SC_CHECK_FAILED] = -1
+    sc[SC_RING_FLUSH_AT] = RING_CAPACITY + 1     # never, until a probe program asks
 
     vm_gfn_base = np.zeros(nvm, np.int64)
     vm_pages = np.zeros(nvm, np.int64)
@@ -289,6 +298,7 @@ def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_co
         fw_ns=np.zeros(max(1, n_fw), np.int64),
         fw_fail=np.zeros(max(1, n_fw), np.int64),
         probe_mask=np.zeros(max(1, n_points), np.uint8),
+        probe_hits=np.zeros(max(1, n_points), np.int64),
         ring=np.zeros((RING_CAPACITY, EV_COLS), np.int64),
     )
     return S

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 
 from emu.engine.options import find_vendor, split_vendor_spec
@@ -107,11 +108,13 @@ def _costs_for(vendor_names: list[str], plugins, costs) -> list[list[str]]:
 
 def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False,
             cache_dir=None, teardown=True, progress=None, batch_size=1 << 16,
-            all_rows=False) -> Comparison:
+            all_rows=False, probes=(), probe_stream=None, probe_json=False) -> Comparison:
     """Run ``scenario`` on each vendor spec (``NAME[:opt=val,...]``) and tabulate the results.
 
     Rows that are 0 (or absent) for every vendor are left out unless ``all_rows``, except the
-    headline rows of :data:`emu.report.sections.KEY_ROWS`.
+    headline rows of :data:`emu.report.sections.KEY_ROWS`. ``probes`` attach to every run;
+    each run's probe output is preceded by a line naming its vendor (``--- tdx ---``, or a
+    ``{"type": "vendor", ...}`` document with ``probe_json``).
     """
     from emu.api import load_plugin_set, run
     from emu.workload import load_scenario
@@ -133,10 +136,16 @@ def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False
     if not path.is_file():
         raise EmuError(f"scenario {str(path)!r}: no such file")
     sc = load_scenario(path, plugins.phase_kinds)
-    results = [run(sc, spec, costs=share, check=check, plugins=plugins, seed=seed,
-                   cache_dir=cache_dir, teardown=teardown, progress=progress,
-                   batch_size=batch_size)
-               for spec, share in zip(specs, shares)]
+    results = []
+    for spec, share in zip(specs, shares):
+        if probes:
+            stream = probe_stream or sys.stdout
+            stream.write(json.dumps({"type": "vendor", "data": spec}) + "\n" if probe_json
+                         else f"--- {spec} ---\n")
+        results.append(run(sc, spec, costs=share, check=check, plugins=plugins, seed=seed,
+                           cache_dir=cache_dir, teardown=teardown, progress=progress,
+                           batch_size=batch_size, probes=probes, probe_stream=probe_stream,
+                           probe_json=probe_json))
     problems = []
     sections = []
     for sec in plugins.report_sections.values():

@@ -61,11 +61,14 @@ def knobs(options):
     return {"gmem_max_level": C.LVL_2M if options["gmem"] == "thp" else C.LVL_4K}
 
 
-def _f(name, doc="", kind="int"):
-    return Field(name, kind, doc)
+def _f(name, doc="", kind="int", names=()):
+    return Field(name, kind, doc, names)
 
 
-_RC = _f("result", "return code (emu_snp.abi): 0 success; #NPF exits as error-code bits")
+#: instruction return codes by name in probe output (emu_snp.abi; #NPF exits as error bits)
+_CODE_NAMES = tuple(abi.INSN_CODE_NAMES.items())
+_RC = _f("result", "return code (emu_snp.abi): 0 success; #NPF exits as error-code bits",
+         "snp_code", _CODE_NAMES)
 _NS = _f("ns", "virtual time charged", "ns")
 
 POINTS = (
@@ -80,8 +83,10 @@ POINTS = (
         _f("gfn"), _f("size"), _f("vmpl", "target VMPL"), _RC, _NS)),
     ProbePoint("snp:rmpread", "RMPREAD returned", (_f("pfn"), _RC, _NS)),
     ProbePoint("snp:fw", "a SEV firmware command returned", (
-        _f("command", "index in emu_snp.abi.CALL_NAMES"), _f("a0", "first operand"),
-        _f("a1", "second operand"), _f("status", "SEV status (psp-sev.h)"), _NS)),
+        _f("command", "the command (emu_snp.abi.CALL_NAMES)", "snp_call", abi.CALL_NAMES),
+        _f("a0", "first operand"), _f("a1", "second operand"),
+        _f("status", "SEV status (psp-sev.h)", "sev_status",
+           tuple(abi.SEV_STATUS_NAMES.items())), _NS)),
     ProbePoint("snp:rmp_fault", "KVM handled an RMP #NPF (the kvm_rmp_fault tracepoint)", (
         _f("gfn"), _f("pfn"), _f("level", "RMP level found", "level"),
         _f("psmash_ret", "PSMASH's code (-1: entry unassigned)"),
@@ -94,11 +99,13 @@ POINTS = (
     ProbePoint("snp:invalidate", "sev_gmem_invalidate gave freed frames back to the host", (
         _f("gfn"), _f("pfn"), _f("npages"), _f("psmashes"), _f("shared_2m"), _f("shared_4k"))),
     ProbePoint("snp:split", "a 2M RMP entry or a large direct-map page was split", (
-        _f("what", "0: RMP entry (PSMASH), 1: direct map 2M->4K, 2: direct map 1G->2M"),
+        _f("what", "0: RMP entry (PSMASH), 1: direct map 2M->4K, 2: direct map 1G->2M",
+           "snp_split", ("rmp", "direct_map_2m", "direct_map_1g")),
         _f("pfn"), _f("cause", "RMP: emu cause (kvm:split's); direct map: "
                       "emu_snp.state.DM_CAUSE_NAMES"))),
     ProbePoint("snp:merge", "a 2M RMP entry formed again", (
-        _f("pfn"), _f("cause", "emu_snp.state.MERGE_NAMES"))),
+        _f("pfn"), _f("cause", "how it formed (emu_snp.state.MERGE_NAMES)", "snp_merge",
+                      T.MERGE_NAMES))),
 )
 
 KERNELS = {name: getattr(glue, name) for name in (

@@ -146,7 +146,7 @@ N_CALLS = len(CALLS)
 #: firmware command ids from [FW sev_mcmd.h] where snp.md gives them
 FW_COMMAND_IDS = {"SNP_PAGE_RECLAIM": 0xC7, "SNP_PAGE_UNSMASH": 0xC8}
 
-_INSN_CODE_NAMES = {
+INSN_CODE_NAMES = {
     SUCCESS: "SUCCESS", FAIL_INPUT: "FAIL_INPUT", FAIL_PERMISSION: "FAIL_PERMISSION",
     FAIL_INUSE: "FAIL_INUSE", FAIL_OVERLAP: "FAIL_OVERLAP", FAIL_SIZEMISMATCH: "FAIL_SIZEMISMATCH",
     FAIL_EXPAND: "FAIL_EXPAND", FAIL_NOUPDATE: "FAIL_NOUPDATE",
@@ -175,7 +175,7 @@ def code_name(call: int, code: int) -> str:
         return SEV_STATUS_NAMES.get(code, f"0x{code:x}")
     if call == FW_PSMASH and code == FAIL_PERMISSION:
         return "FAIL_PERMISSION"
-    return _INSN_CODE_NAMES.get(code, f"0x{code:x}")
+    return INSN_CODE_NAMES.get(code, f"0x{code:x}")
 
 
 def slot_name(call: int, slot: int) -> str:

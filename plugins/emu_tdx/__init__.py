@@ -101,12 +101,21 @@ POOLS = (
           "PAMT, kept with it when freed", "global", 4096, 0),
 )
 
+#: TDX statuses by name in probe output (the signed form of the ABI value, as events carry it)
+_STATUS_NAMES = (*zip(abi.STATUS_VALUES, abi.STATUS_NAMES),
+                 (abi.EXIT_EPT_VIOLATION, "EXIT_EPT_VIOLATION"))
+
+
+def _status(doc="TDX status (signed form of the ABI value)"):
+    return Field("status", "tdx_status", doc, _STATUS_NAMES)
+
+
 POINTS = (
     ProbePoint("tdx:seamcall", "a SEAMCALL returned", (
-        Field("call", doc="index in emu_tdx.abi.CALL_NAMES"), Field("a0", doc="first operand"),
+        Field("call", "tdx_call", "the SEAMCALL leaf (emu_tdx.abi.CALL_NAMES)", abi.CALL_NAMES),
+        Field("a0", doc="first operand"),
         Field("a1", doc="second operand"), Field("a2", doc="third operand"),
-        Field("status", doc="TDX status (signed form of the ABI value)"),
-        Field("ns", doc="virtual time charged"))),
+        _status(), Field("ns", "ns", "virtual time charged"))),
     ProbePoint("tdx:pamt_get", "tdx_pamt_get: a reference on a 2M region's PAMT", (
         Field("region", doc="host 2M region"), Field("refcount", doc="after the get"),
         Field("added", doc="1 if TDH.PHYMEM.PAMT.ADD ran"))),
@@ -114,18 +123,16 @@ POINTS = (
         Field("region"), Field("refcount", doc="after the put"),
         Field("removed", doc="1 if TDH.PHYMEM.PAMT.REMOVE ran"))),
     ProbePoint("tdx:accept", "the guest's TDG.MEM.PAGE.ACCEPT", (
-        Field("gfn"), Field("level"), Field("status"), Field("ns"))),
+        Field("gfn"), Field("level", "level"), _status(), Field("ns", "ns"))),
     ProbePoint("tdx:pamt_add", "TDH.PHYMEM.PAMT.ADD installed (or refused) a 2M region's "
                "page pair", (
         Field("region", doc="host 2M region"), Field("page0", doc="first page of the pair"),
-        Field("page1", doc="second page of the pair"),
-        Field("status", doc="TDX status (signed form of the ABI value)"),
+        Field("page1", doc="second page of the pair"), _status(),
         Field("lazy", "bool", "1 when added after MISSING_PAMT_PAGE_PAIR (policy lazy)"))),
     ProbePoint("tdx:pamt_remove", "TDH.PHYMEM.PAMT.REMOVE took a region's pair back (or "
                "refused)", (
         Field("region", doc="host 2M region"), Field("page0", doc="-1 when refused"),
-        Field("page1", doc="-1 when refused"),
-        Field("status", doc="TDX status (signed form of the ABI value)"))),
+        Field("page1", doc="-1 when refused"), _status())),
 )
 
 KERNELS = {name: getattr(glue, name) for name in (
