@@ -8,6 +8,7 @@ compilation of a probe program never seen before, in this process and in a fresh
 load of a cached one in a fresh process.
 
     python benchmarks/probes.py [--repeat 5]
+    python benchmarks/probes.py --scripts [--repeat 3]   # each probes/*.bt on its example
 
 Figures vary by about 15% between runs on a shared 2-core machine; compare within one run.
 """
@@ -48,12 +49,22 @@ print(t2 - t1, t1 - t0)
 """
 
 
+def prefault(session) -> None:
+    """Touch every page of the state arrays before the clock starts: a run's first touches of
+    its ~1 GiB of fresh arrays cost page faults that vary by +-30% from run to run and would
+    drown the few ns per event being measured."""
+    for a in (*session.S, *session.V):
+        flat = a.reshape(-1)
+        step = max(1, 4096 // max(1, a.itemsize))
+        flat[::step] = flat[::step]
+
+
 def run(script: str | None):
     import emu
 
     out = io.StringIO()
     r = emu.run(WORKLOAD, "plain", probes=[script] if script else (), probe_stream=out,
-                teardown=False)
+                teardown=False, session_hook=prefault)
     events = r.probes.events_seen if r.probes is not None else 0
     if r.probes is not None and r.probes.program.checked.count_points:
         events = r.session.ops_done          # count-only points fold hits: one per op here
@@ -68,12 +79,40 @@ def compile_in_child(script: str, cache: str) -> tuple[float, float]:
     return compile_s, startup_s
 
 
+def script_overheads(repeat: int) -> None:
+    """Each ready-made script on the example its header names: run time with and without."""
+    import re
+
+    import emu
+    from emu.probe.compile import Script
+
+    print(f"probes/ scripts on their examples, median of {repeat}:")
+    for path in sorted((HERE.parent / "probes").glob("*.bt")):
+        scenario, vendor = re.search(r"^// Example: (\S+) (\S+)", path.read_text(),
+                                     re.M).groups()
+        script = Script(path.read_text(), str(path))
+        bare, probed = [], []
+        for _ in range(repeat):
+            for probes, times in (((), bare), ([script], probed)):
+                r = emu.run(HERE.parent / scenario, vendor, probes=probes,
+                            probe_stream=io.StringIO(), session_hook=prefault)
+                times.append(r.performance["run_s"])
+        b, p = statistics.median(bare), statistics.median(probed)
+        print(f"  {path.name:<22} {scenario:<40} {b:7.3f} s -> {p:7.3f} s "
+              f"({(p - b) / b * 100:+5.1f}%)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--scripts", action="store_true",
+                    help="Instead: the overhead of each script in probes/ on its example.")
     a = ap.parse_args()
     import structlog
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    if a.scripts:
+        script_overheads(a.repeat)
+        return
 
     times: dict[str, list[float]] = {"none": []}
     events: dict[str, int] = {}

@@ -118,11 +118,13 @@ class ProbeRun:
         and print every map that holds something."""
         if self.S is not None:
             self.after_batch()
-            if self.program.checked.intervals and not self.exited:
-                # the run's time ran on to its end: interval probes due by then fire
-                end = int(self.S.ctx_clock.max())
+            # the run's time ran on to its end: interval probes due by then fire, and END
+            # sees that time as nsecs
+            end = int(self.S.ctx_clock.max())
+            if not self.exited:
                 self._note_exit(self._program.ctypes(end, -4, self.D.ctypes.data))
                 self.drain()
+            self.D[rt.H_NOW] = max(int(self.D[rt.H_NOW]), end)
         self.fold()
         self.D[rt.H_EXIT] = 0                      # END runs after exit(), as in bpftrace
         self._program.ctypes(0, -2, self.D.ctypes.data)

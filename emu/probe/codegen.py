@@ -503,7 +503,8 @@ class _Gen:
         w.add(2, f"e = i * {RING_COLS}")
         w.add(2, f"p = R[e + {EV_POINT}]")
         w.add(2, f"t = R[e + {EV_TIME}]")
-        self._advance(2)
+        if c.intervals:
+            self._advance(2)
         by_point: dict[int, list[int]] = {}
         for i, b in enumerate(c.blocks):
             for p in b.points:

@@ -2,6 +2,7 @@
 ``*_example.txt`` shows (``EMU_UPDATE_EXAMPLES=1`` rewrites those files from a real run)."""
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,23 +13,23 @@ from emu.probe.compile import Script
 ROOT = Path(__file__).resolve().parents[2]
 PROBES = ROOT / "probes"
 
-#: script -> (scenario, vendor) its example output comes from
-EXAMPLES = {
-    "pamt-pairs": ("examples/tdx-policy-lazy.toml", "tdx:policy=lazy"),
-    "seamcall-latency": ("examples/tdx-boot.toml", "tdx"),
-    "fw-failures": ("examples/tdx-policy-lazy.toml", "tdx:policy=lazy"),
-    "splits": ("examples/snp-16g-io.toml", "snp:gmem=thp"),
-    "atomic-alloc": ("examples/tdx-policy-lazy.toml", "tdx:policy=lazy"),
-    "pool-occupancy": ("examples/tdx-policy-running-vcpu.toml", "tdx:policy=running-vcpu"),
-    "rmp-faults": ("examples/snp-lazy-4k.toml", "snp:gmem=thp"),
-    "lock-wait": ("examples/conversion-storm.toml", "tdx"),
-}
+
+def example_of(script: Path) -> tuple[str, str]:
+    """The ``// Example: SCENARIO VENDOR`` line of a script's header."""
+    m = re.search(r"^// Example: (\S+) (\S+)", script.read_text(), re.M)
+    assert m, f"{script.name} has no '// Example: SCENARIO VENDOR' line"
+    return m.group(1), m.group(2)
 
 
-def test_every_script_has_an_example():
-    scripts = sorted(p.stem for p in PROBES.glob("*.bt"))
-    assert scripts == sorted(EXAMPLES)
-    assert len(scripts) >= 8
+EXAMPLES = {p.stem: example_of(p) for p in sorted(PROBES.glob("*.bt"))}
+
+
+def test_every_script_has_an_example_and_an_overhead_note():
+    assert len(EXAMPLES) >= 8
+    for name in EXAMPLES:
+        text = (PROBES / f"{name}.bt").read_text()
+        assert "// Overhead: " in text, name
+        assert (PROBES / f"{name}_example.txt").is_file(), name
 
 
 def command(name: str) -> str:
