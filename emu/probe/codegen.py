@@ -95,6 +95,10 @@ class _Writer:
     def add(self, indent: int, text: str = "") -> None:
         self.lines.append(("    " * indent + text) if text else "")
 
+    def function(self, decorator: str, signature: str, doc: str) -> None:
+        """Start a top-level function, two blank lines after what came before."""
+        self.lines += ["", "", decorator, f"def {signature}:", f'    """{doc}"""']
+
 
 def generate(checked: Checked, layout: DataLayout, runtime_fingerprint: str) -> str:
     """The consumer module's source for ``checked`` laid out as ``layout``."""
@@ -131,11 +135,8 @@ class _Gen:
         fn = self._find_name(m.name)
         keys = [f"k{i}" for i in range(ml.nkeys)]
         init = INT64_MAX if m.kind == "min" else INT64_MIN if m.kind == "max" else 0
-        w.add(0)
-        w.add(0)
-        w.add(0, "@njit(**_JIT)")
-        w.add(0, f"def {fn}(D, {''.join(k + ', ' for k in keys)}create):")
-        w.add(1, f'"""Row of {m.name}[{", ".join(keys)}] ({m.kind}), or -1."""')
+        w.function("@njit(**_JIT)", f"{fn}(D, {''.join(k + ', ' for k in keys)}create)",
+                   f"Row of {m.name}[{', '.join(keys)}] ({m.kind}), or -1.")
         base = ml.base
         if not keys:
             w.add(1, f"r = {base + 2}")
@@ -229,7 +230,8 @@ class _Gen:
             elif s.op == "=":
                 w.add(ind, f"{self._var(s.name)} = {self.expr(s.value)}")
             else:
-                w.add(ind, f"{self._var(s.name)} = {self._compound(s.op, self._var(s.name), self.expr(s.value))}")
+                var = self._var(s.name)
+                w.add(ind, f"{var} = {self._compound(s.op, var, self.expr(s.value))}")
         elif isinstance(s, A.IncDec):
             if isinstance(s.target, A.MapRef):
                 r = self._row(s.target, ind, create=True)
@@ -455,16 +457,10 @@ class _Gen:
         ``ring_addr`` (the run's end). Returns 1 once exit() was called."""
         w = self.w
         c = self.c
-        w.add(0)
-        w.add(0)
-        w.add(0, "@njit(**_JIT)")
-        w.add(0, "def _value(D, r, off):")
+        w.function("@njit(**_JIT)", "_value(D, r, off)", "A map value, 0 for a missing key.")
         w.add(1, "return D[r + off] if r >= 0 else 0")
-        w.add(0)
-        w.add(0)
-        w.add(0, "@cfunc(_SIG, cache=True, _nrt=False)")
-        w.add(0, "def program(ring_addr, n, data_addr):")
-        w.add(1, '"""Run the script: over n ring events, or BEGIN (n == -1), or END (-2)."""')
+        w.function("@cfunc(_SIG, cache=True, _nrt=False)", "program(ring_addr, n, data_addr)",
+                   "Run the script over n ring events (n >= 0) or a phase (n < 0).")
         w.add(1, "R = int64_ptr(ring_addr)")
         w.add(1, "D = int64_ptr(data_addr)")
         w.add(1, "e = 0")

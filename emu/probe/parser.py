@@ -22,12 +22,13 @@ _TERMINAL_WORDS = {
     "PROBE": "a probe", "MAP": "a map", "VAR": "a $variable", "NAME": "a name",
     "INT": "a number", "STRING": "a string", "LBRACE": "'{'", "RBRACE": "'}'",
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "SEMICOLON": "';'",
-    "COMMA": "','", "SLASH": "'/'", "EQUAL": "'='", "COMPOUND": "an assignment", "INCDEC": "'++' or '--'",
-    "DOT": "'.'", "EQUAL": "'='", "LET": "'let'", "IF": "'if'", "_ELSE": "'else'",
+    "COMMA": "','", "SLASH": "'/'", "EQUAL": "'='", "COMPOUND": "an assignment",
+    "INCDEC": "'++' or '--'", "DOT": "'.'", "LET": "'let'", "IF": "'if'", "_ELSE": "'else'",
     "COLON": "':'", "QMARK": "'?'", "MORETHAN": "'>'", "__ANON_0": "'->'",
     "OROR": "'||'", "ANDAND": "'&&'", "BAR": "'|'", "CARET": "'^'", "AMP": "'&'",
-    "EQOP": "'==' or '!='", "RELOP": "a comparison", "RELOP1": "a comparison", "SHOP": "a shift", "ADDOP": "'+' or '-'",
-    "STAR": "'*'", "PERCENT": "'%'", "UNOP": "'!' or '~'", "$END": "the end of the script",
+    "EQOP": "'==' or '!='", "RELOP": "a comparison", "RELOP1": "a comparison",
+    "SHOP": "a shift", "ADDOP": "'+' or '-'", "STAR": "'*'", "PERCENT": "'%'",
+    "UNOP": "'!' or '~'", "$END": "the end of the script",
 }
 _EXPR_START = {"INT", "STRING", "VAR", "MAP", "NAME", "LPAR", "UNOP", "ADDOP"}
 

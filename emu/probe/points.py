@@ -105,10 +105,6 @@ class PointCatalog:
         return {p.name: i for i, p in enumerate(self.points)}
 
 
-def is_special(spec: str) -> bool:
-    return spec.upper() in SPECIAL or spec.lower().startswith("interval:")
-
-
 def interval_ns(spec: str) -> int | None:
     """The period of an ``interval:UNIT:N`` probe in virtual ns (None if malformed)."""
     m = _INTERVAL.match(spec)

@@ -18,7 +18,7 @@ from emu.probe import buckets
 
 # --- header words of D ---------------------------------------------------------------------------
 H_EXIT = 0          # exit() was called
-H_NOW = 1           # virtual time the program has reached (interval probes; END's nsecs)
+H_NOW = 1           # virtual time the program has reached (intervals; END's nsecs)
 H_OUT_N = 2         # words used in the output buffer
 H_OUT_LOST = 3      # output records dropped because the buffer was full
 H_EVENTS = 4        # events the program has consumed

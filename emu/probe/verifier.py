@@ -20,7 +20,7 @@ from emu.probe import printf as fmt
 from emu.probe.buckets import hist_size, lhist_size
 from emu.probe.errors import ProbeError
 from emu.probe.points import INT, STR, PointCatalog, Ty, field_type, has_wildcard, \
-    interval_ns, is_special, match, sym
+    interval_ns, match, sym
 
 #: bpftrace's default ``max_map_keys``
 DEFAULT_MAP_KEYS = 4096

@@ -97,7 +97,10 @@ def format_size(n: int, digits: int = 2) -> str:
     a = abs(n)
     if a < 1024:
         return f"{sign}{a} B"
-    name, unit = next((nm, u) for nm, u in _FORMAT_UNITS if a >= u)
+    i = next(i for i, (_, u) in enumerate(_FORMAT_UNITS) if a >= u)
+    if i > 0 and round(a / _FORMAT_UNITS[i][1], digits) >= 1024:
+        i -= 1          # 1023.999 GiB rounds to 1024.00 GiB: say 1.00 TiB instead
+    name, unit = _FORMAT_UNITS[i]
     if a % unit == 0:
         return f"{sign}{a // unit} {name}"
     if (a * 10**digits) % unit == 0:

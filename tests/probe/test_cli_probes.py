@@ -6,7 +6,7 @@ import structlog
 from typer.testing import CliRunner
 
 from emu.cli import app
-from tests.test_cli import SMALL, scenario
+from tests.test_cli import scenario
 
 runner = CliRunner()
 #: SMALL's 256 MiB guest, touched on THP backing, maps 128 2M leaves
