@@ -129,8 +129,9 @@ def run(
 @app.command()
 def compare(
     scenario: Path = typer.Argument(..., help="Scenario TOML file."),
-    vendor: List[str] = typer.Option(..., "--vendor", "-v",
-                                     help="NAME[:opt=val,...]; repeat for each column."),
+    vendor: List[str] = typer.Option([], "--vendor", "-v",
+                                     help="NAME[:opt=val,...]; repeat for each column (default: "
+                                          "the scenario's [compare] vendors)."),
     json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
     full: bool = typer.Option(False, "--full", help="With --json: each vendor's whole result."),
     all_rows: bool = typer.Option(False, "--all-rows",

@@ -202,7 +202,8 @@ def test_every_example_parses_plans_and_says_how_to_run_it(path):
     sc = load_scenario(path, KINDS)
     name = Path(path).name
     assert (f"emu run examples/{name} --vendor " in sc.description
-            or f"emu compare examples/{name} --vendor " in sc.description)
+            or f"emu compare examples/{name} --vendor " in sc.description
+            or f"emu compare examples/{name}" in sc.description and sc.compare_vendors)
     w = build_workload(sc, KINDS)
     assert 0 < w.estimated_ops <= 30_000_000
 
@@ -254,3 +255,15 @@ def test_scenarios_and_errors_pickle():
     err = error(lambda d: d["vm"][0].update(backing="thb"))
     again = pickle.loads(pickle.dumps(err))
     assert str(again) == str(err) and again.place == "vm[0].backing"
+
+
+def test_compare_table_lists_vendors(plugins):
+    from emu.workload.schema import parse_scenario
+    base = {"host": {"memory": "4GiB"}}
+    assert parse_scenario({**base, "compare": {"vendors": ["tdx", "snp:gmem=thp"]}},
+                          plugins.phase_kinds).compare_vendors == ("tdx", "snp:gmem=thp")
+    for bad, where in (({"vendors": "tdx"}, "compare.vendors"), ({"vendor": ["tdx"]}, "compare.vendor"),
+                       ({"vendors": []}, "compare.vendors"), ({"vendors": ["a", "a"]}, "compare.vendors")):
+        with pytest.raises(ScenarioError) as e:
+            parse_scenario({**base, "compare": bad}, plugins.phase_kinds)
+        assert e.value.place == where

@@ -119,23 +119,25 @@ def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False
     from emu.api import load_plugin_set, run
     from emu.workload import load_scenario
 
-    if not vendors:
-        raise EmuError("compare needs at least one --vendor")
-    if len(set(vendors)) != len(vendors):
-        twice = sorted({v for v in vendors if vendors.count(v) > 1})
-        raise EmuError(f"--vendor {twice[0]!r} is given twice")
-    plugins = load_plugin_set(plugins)
-    specs = list(vendors)
-    names = [split_vendor_spec(s)[0] for s in specs]
-    for n in names:
-        find_vendor(n, plugins.vendors)
-    shares = _costs_for(names, plugins, costs)
     from pathlib import Path
 
     path = Path(scenario)
     if not path.is_file():
         raise EmuError(f"scenario {str(path)!r}: no such file")
+    plugins = load_plugin_set(plugins)
     sc = load_scenario(path, plugins.phase_kinds)
+    vendors = list(vendors) or list(sc.compare_vendors)
+    if not vendors:
+        raise EmuError(f"{path}: give --vendor (repeatable), or list the vendors in the "
+                       "scenario's [compare] table: vendors = [\"tdx\", \"snp\"]")
+    if len(set(vendors)) != len(vendors):
+        twice = sorted({v for v in vendors if vendors.count(v) > 1})
+        raise EmuError(f"--vendor {twice[0]!r} is given twice")
+    specs = list(vendors)
+    names = [split_vendor_spec(s)[0] for s in specs]
+    for n in names:
+        find_vendor(n, plugins.vendors)
+    shares = _costs_for(names, plugins, costs)
     results = []
     for spec, share in zip(specs, shares):
         if probes:

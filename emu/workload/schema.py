@@ -10,6 +10,7 @@ Shape (see ``examples/*.toml``)::
     [host]                  memory (required), huge_folio_chance, seed, reserved
     [[vm]]                  name, memory (required), vcpus, backing, count, start
     [[phase]]               kind (required), vm, repeat, then the fields of that kind
+    [compare]               vendors: the columns of ``emu compare SCENARIO`` without --vendor
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from emu.workload.sizes import format_size
 
 MiB = 1 << 20
 GiB = 1 << 30
-TOP_LEVEL_KEYS = ("host", "vm", "phase")
+TOP_LEVEL_KEYS = ("host", "vm", "phase", "compare")
 
 HOST_FIELDS: dict[str, FieldSpec] = {
     "memory": FieldSpec("size", "Host physical memory. Every 4K frame of it has an owner in the model.",
@@ -144,6 +145,8 @@ class Scenario:
     phases: tuple[PhaseSpec, ...]
     description: str = ""
     phase_kinds: Mapping[str, PhaseKind] = field(default_factory=dict, compare=False, repr=False)
+    #: ``[compare] vendors``: the columns ``emu compare SCENARIO`` shows without ``--vendor``
+    compare_vendors: tuple[str, ...] = ()
 
     def vm(self, name: str) -> VmSpec:
         """The ``[[vm]]`` a group or instance name belongs to (``KeyError`` if none)."""
@@ -228,7 +231,7 @@ def _parse(data: Mapping[str, Any], kinds: dict[str, PhaseKind], source: str, de
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             raise ScenarioError(str(key), f"unknown table{did_you_mean(key, TOP_LEVEL_KEYS)}",
-                                "[host], [[vm]], [[phase]]")
+                                "[host], [[vm]], [[phase]], [compare]")
     if "host" not in data:
         raise ScenarioError("host", "missing [host] table (host.memory at least)", "[host] with memory = \"...\"")
     host = _parse_host(_table(data["host"], "host"))
@@ -237,7 +240,24 @@ def _parse(data: Mapping[str, Any], kinds: dict[str, PhaseKind], source: str, de
     _check_host_fits(host, vms)
     phases = tuple(_parse_phase(t, i, kinds, vms)
                    for i, t in enumerate(_array(data.get("phase", []), "phase")))
-    return Scenario(source, host, vms, phases, description, dict(kinds))
+    compare = _parse_compare(_table(data.get("compare", {}), "compare"))
+    return Scenario(source, host, vms, phases, description, dict(kinds), compare)
+
+
+def _parse_compare(table: Mapping[str, Any]) -> tuple[str, ...]:
+    """``[compare] vendors = ["tdx:policy=lazy", "snp:gmem=thp", ...]``."""
+    for key in table:
+        if key != "vendors":
+            raise ScenarioError(f"compare.{key}", f"unknown field{did_you_mean(key, ['vendors'])}",
+                                "vendors")
+    vendors = table.get("vendors", [])
+    if not isinstance(vendors, list) or not all(isinstance(v, str) and v for v in vendors):
+        raise ScenarioError("compare.vendors", "expected a list of vendor specs",
+                            '["NAME[:opt=val,...]", ...], e.g. ["tdx", "snp:gmem=thp"]')
+    if "vendors" in table and not vendors or len(set(vendors)) != len(vendors):
+        raise ScenarioError("compare.vendors", "empty, or a vendor given twice",
+                            "distinct vendor specs")
+    return tuple(vendors)
 
 
 def _table(value: Any, place: str) -> Mapping[str, Any]:

@@ -78,7 +78,7 @@ def test_a_broken_plugin_section_is_named_and_the_rest_of_the_table_stays(small,
 
 
 @pytest.mark.parametrize("vendors,costs,message", [
-    ([], (), "at least one --vendor"),
+    ([], (), r"give --vendor \(repeatable\), or list the vendors in the scenario's \[compare\]"),
     (["plain", "plain"], (), "given twice"),
     (["nosuch"], (), "unknown vendor 'nosuch'"),
     (["plain"], ("seamcall:TDH.MEM.PAGE.AUG=5",), "no compared vendor has a cost"),
@@ -94,3 +94,10 @@ def test_a_label_only_some_vendors_have_stays_next_to_its_neighbours():
                          ("huge", 0, "count")]])
     assert [r["label"] for r in rows] == ["splits", "  by punch", "huge"]
     assert rows[1]["values"] == [None, 3]
+
+
+def test_the_scenario_can_name_its_columns(tmp_path, plugins):
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL + '\n[compare]\nvendors = ["plain"]\n')
+    t = compare(path, [], plugins=plugins)
+    assert [r.data["vendor"]["name"] for r in t.results] == ["plain"]
