@@ -43,7 +43,7 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
         plugin_paths=(), autoload: bool = True, blocked=(), cache_dir=None, seed=None,
         batch_size: int = 1 << 16, teardown: bool = True, progress=None, probe_points=(),
         on_events=None, session_hook=None, probes=(), probe_stream=None,
-        probe_json: bool = False) -> Result:
+        probe_json: bool = False, trace_events: int | None = None) -> Result:
     """Run ``scenario`` (a path or a parsed :class:`emu.workload.Scenario`) on ``vendor``.
 
     ``vendor`` is ``NAME[:opt=val,...]``; ``costs`` are ``NAME=NS`` overrides; ``check``
@@ -52,7 +52,8 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     events go to ``on_events(array)`` after every batch. ``probes`` are probe scripts
     (:class:`emu.probe.compile.Script`, or strings) compiled into one program that runs with
     the workload and prints to ``probe_stream`` (stdout by default; ``probe_json`` for bpftrace's
-    ``-f json``); ``result.probes`` keeps it, maps and all.
+    ``-f json``); ``result.probes`` keeps it, maps and all. ``trace_events`` records up to that
+    many events for a Chrome trace (``result.trace``, see :mod:`emu.report.trace`).
     """
     plugins = load_plugin_set(plugins, plugin_paths, autoload, blocked)
     if not isinstance(scenario, Scenario):
@@ -76,6 +77,13 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     probe_run = None
     if probes:
         probe_run = attach_probes(session, plugins, probes, probe_stream, probe_json)
+    recorder = traced = None
+    if trace_events:
+        from emu.report.trace import TraceRecorder
+
+        recorder = TraceRecorder(int(trace_events), label=vendor)
+        recorder.attach(session)
+        session.trace = traced = recorder
     if session_hook is not None:
         session_hook(session)
     setup_s = time.perf_counter() - t0
@@ -99,14 +107,19 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     n_teardown = 0
     if teardown and session.violation is None:
         if session.stopped:             # exit(): probes are done, the VMs still go
+            if recorder is not None:
+                recorder.finish()
+                recorder = None
             probe_run.detach()
-            session.probes = None
+            session.probes = session.trace = None
             session.stopped = False
         down = teardown_ops(session.S)
         n_teardown = len(down)
         if n_teardown:
             session.run(down)
         after = snapshot_memory(session.S)
+    if recorder is not None:
+        recorder.finish()
     if probe_run is not None:
         probe_run.end()
         probe_run.detach()
@@ -130,6 +143,7 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     result = Result(data=data, performance=performance, source=session.source)
     result.session = session
     result.probes = probe_run
+    result.trace = traced
     return result
 
 

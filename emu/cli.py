@@ -57,6 +57,10 @@ ProgramOpt = typer.Option([], "-e", "--program",
 ProbeFileOpt = typer.Option([], "--probe-file", help="A probe script file (repeatable).")
 ProbeFormatOpt = typer.Option("text", "-f", "--probe-format",
                               help="Probe output: text (bpftrace's) or json (bpftrace -f json).")
+TraceOpt = typer.Option(None, "--trace",
+                        help="Write a Chrome trace-event JSON file that Perfetto opens.")
+TraceEventsOpt = typer.Option(100_000, "--trace-events",
+                              help="Events a --trace keeps per run (the first ones).")
 
 
 @app.command()
@@ -80,6 +84,8 @@ def run(
                                help="Print only the probes' output, not emu's summary."),
     emit_probe_source: bool = typer.Option(False, "--emit-probe-source",
                                            help="Print the probes' generated module and exit."),
+    trace: Optional[Path] = TraceOpt,
+    trace_events: int = TraceEventsOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
     progress: Optional[bool] = ProgressOpt,
     plugin: List[str] = PluginOpt,
@@ -110,7 +116,10 @@ def run(
                          cache_dir=cache_dir, batch_size=batch, teardown=not no_teardown,
                          progress=progress, probes=scripts,
                          probe_stream=sys.stderr if json_out else sys.stdout,
-                         probe_json=_probe_json(probe_format))
+                         probe_json=_probe_json(probe_format),
+                         trace_events=trace_events if trace else None)
+        if trace:
+            _write_trace(trace, [result.trace], scenario)
     except (EmuError, ScenarioError) as e:
         _fail(str(e))
     if quiet:
@@ -145,6 +154,8 @@ def compare(
     program: List[str] = ProgramOpt,
     probe_file: List[Path] = ProbeFileOpt,
     probe_format: str = ProbeFormatOpt,
+    trace: Optional[Path] = TraceOpt,
+    trace_events: int = TraceEventsOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
     progress: Optional[bool] = ProgressOpt,
     plugin: List[str] = PluginOpt,
@@ -167,7 +178,10 @@ def compare(
                            cache_dir=cache_dir, teardown=not no_teardown, progress=progress,
                            all_rows=all_rows, probes=scripts,
                            probe_stream=sys.stderr if json_out else sys.stdout,
-                           probe_json=_probe_json(probe_format))
+                           probe_json=_probe_json(probe_format),
+                           trace_events=trace_events if trace else None)
+        if trace:
+            _write_trace(trace, [r.trace for r in table.results], scenario)
     except (EmuError, ScenarioError) as e:
         _fail(str(e))
     typer.echo(table.to_json(full=full) if json_out else table.render(), nl=False)
@@ -187,6 +201,20 @@ def _probe_scripts(programs: List[str], files: List[Path]):
         except OSError as e:
             raise EmuError(f"probe file {str(f)!r}: {e.strerror or e}") from None
     return scripts
+
+
+def _write_trace(path: Path, recorders, scenario) -> None:
+    from emu.report.trace import write_chrome_trace
+
+    try:
+        info = write_chrome_trace(path, recorders, str(scenario))
+    except OSError as e:
+        raise EmuError(f"--trace {str(path)!r}: {e.strerror or e}") from None
+    for run in info["runs"]:
+        note = (f"; {run['events_dropped']:,} more dropped at the cap (--trace-events raises it)"
+                if run["events_dropped"] else "")
+        typer.echo(f"emu: trace: {run['label']}: {run['events_kept']:,} events in {path}{note}",
+                   err=True)
 
 
 def _probe_json(fmt: str) -> bool:

@@ -60,6 +60,8 @@ class Session:
     probes: object = None
     #: a probe called exit(): the workload stops
     stopped: bool = False
+    #: a trace recorder (:class:`emu.report.trace.TraceRecorder`)
+    trace: object = None
 
     # --- running -----------------------------------------------------------------------------
     def run(self, ops: np.ndarray) -> None:
@@ -90,9 +92,14 @@ class Session:
         return problems
 
     def _drain(self) -> None:
-        if self.probes is not None:
-            self.probes.after_batch()
-            self.stopped = self.probes.exited
+        if self.S.sc[st.SC_PROBE_FN] != 0:          # a probe program and/or a trace recorder
+            from emu.probe.attach import flush_ring
+
+            flush_ring(self.S)
+            for listener in (self.trace, self.probes):
+                if listener is not None:
+                    listener.after_batch()
+            self.stopped = bool(self.S.sc[st.SC_STOP])
             return
         n = int(self.S.sc[st.SC_RING_N])
         if n:

@@ -14,6 +14,7 @@ report stays whole.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +32,20 @@ from emu.probe.points import Ty
 #: between the kernels writing them and the program reading them (a 65,536-event ring cost
 #: 10 ns per event more on the boot benchmark; 256 events, 5)
 RING_EVENTS = 256
+
+
+_CONSUMER = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
+
+
+def flush_ring(S) -> None:
+    """Hand the events left in the ring to whatever consumer is attached (``SC_PROBE_FN``: a
+    probe program, or a trace recorder in front of one), as the kernels do when it fills."""
+    n = int(S.sc[st.SC_RING_N])
+    fn = int(S.sc[st.SC_PROBE_FN])
+    if n and fn:
+        S.sc[st.SC_RING_N] = 0
+        if _CONSUMER(fn)(int(S.sc[st.SC_PROBE_RING]), n, int(S.sc[st.SC_PROBE_DATA])):
+            S.sc[st.SC_STOP] = 1
 
 
 @dataclass
@@ -96,10 +111,7 @@ class ProbeRun:
     def after_batch(self) -> None:
         """Consume what the batch left in the ring and print the output records."""
         S = self.S
-        n = int(S.sc[st.SC_RING_N])
-        if n:
-            S.sc[st.SC_RING_N] = 0
-            self._note_exit(self._program.ctypes(S.ring.ctypes.data, n, self.D.ctypes.data))
+        flush_ring(S)
         if S.sc[st.SC_STOP]:
             self.exited = True
         self.drain()

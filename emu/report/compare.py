@@ -108,7 +108,8 @@ def _costs_for(vendor_names: list[str], plugins, costs) -> list[list[str]]:
 
 def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False,
             cache_dir=None, teardown=True, progress=None, batch_size=1 << 16,
-            all_rows=False, probes=(), probe_stream=None, probe_json=False) -> Comparison:
+            all_rows=False, probes=(), probe_stream=None, probe_json=False,
+            trace_events=None) -> Comparison:
     """Run ``scenario`` on each vendor spec (``NAME[:opt=val,...]``) and tabulate the results.
 
     Rows that are 0 (or absent) for every vendor are left out unless ``all_rows``, except the
@@ -147,7 +148,7 @@ def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False
         results.append(run(sc, spec, costs=share, check=check, plugins=plugins, seed=seed,
                            cache_dir=cache_dir, teardown=teardown, progress=progress,
                            batch_size=batch_size, probes=probes, probe_stream=probe_stream,
-                           probe_json=probe_json))
+                           probe_json=probe_json, trace_events=trace_events))
     problems = []
     sections = []
     for sec in plugins.report_sections.values():

@@ -1,0 +1,30 @@
+"""A TDX run's trace: SEAMCALLs as slices named by leaf, nested in the operation that made them,
+with its probes and a comparison's vendors side by side (one process each)."""
+import json
+from pathlib import Path
+
+from emu.report.compare import compare
+from emu.report.trace import write_chrome_trace
+from tests.report.trace_rules import problems
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_seamcalls_are_slices_inside_their_operations(plugins, tmp_path):
+    t = compare(ROOT / "examples/tdx-boot.toml", ["tdx", "snp"], plugins=plugins,
+                trace_events=30_000)
+    path = tmp_path / "t.json"
+    write_chrome_trace(path, [r.trace for r in t.results], "tdx-boot")
+    doc = json.loads(path.read_text())
+    assert problems(doc) == []
+    events = doc["traceEvents"]
+    names = {e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert names == {"emu tdx", "emu snp"}
+    tdx_fw = [e for e in events if e["pid"] == 1 and e.get("cat") == "firmware"]
+    snp_fw = [e for e in events if e["pid"] == 2 and e.get("cat") == "firmware"]
+    assert {"TDH.MNG.CREATE", "TDH.MEM.PAGE.ADD", "TDH.MR.EXTEND"} <= {e["name"] for e in tdx_fw}
+    assert any(e["name"] == "snp:rmpupdate" for e in snp_fw)
+    ops = [e for e in events if e["pid"] == 1 and e.get("cat") == "operation"]
+    add = next(e for e in tdx_fw if e["name"] == "TDH.MEM.PAGE.ADD")
+    assert any(o["tid"] == add["tid"] and o["ts"] <= add["ts"] and
+               add["ts"] + add["dur"] <= o["ts"] + o["dur"] + 1e-6 for o in ops)
