@@ -43,7 +43,8 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
         plugin_paths=(), autoload: bool = True, blocked=(), cache_dir=None, seed=None,
         batch_size: int = 1 << 16, teardown: bool = True, progress=None, probe_points=(),
         on_events=None, session_hook=None, probes=(), probe_stream=None,
-        probe_json: bool = False, trace_events: int | None = None) -> Result:
+        probe_json: bool = False, trace_events: int | None = None,
+        sample_memory: bool = False) -> Result:
     """Run ``scenario`` (a path or a parsed :class:`emu.workload.Scenario`) on ``vendor``.
 
     ``vendor`` is ``NAME[:opt=val,...]``; ``costs`` are ``NAME=NS`` overrides; ``check``
@@ -53,7 +54,9 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     (:class:`emu.probe.compile.Script`, or strings) compiled into one program that runs with
     the workload and prints to ``probe_stream`` (stdout by default; ``probe_json`` for bpftrace's
     ``-f json``); ``result.probes`` keeps it, maps and all. ``trace_events`` records up to that
-    many events for a Chrome trace (``result.trace``, see :mod:`emu.report.trace`).
+    many events for a Chrome trace (``result.trace``, see :mod:`emu.report.trace`);
+    ``sample_memory`` samples memory by owner over virtual time (``result.memory_samples``,
+    about 200 samples: it picks the batch size).
     """
     plugins = load_plugin_set(plugins, plugin_paths, autoload, blocked)
     if not isinstance(scenario, Scenario):
@@ -84,6 +87,14 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
         recorder = TraceRecorder(int(trace_events), label=vendor)
         recorder.attach(session)
         session.trace = traced = recorder
+    sampler = None
+    if sample_memory:
+        from emu.report.sampler import MemorySampler, batch_for
+
+        sampler = MemorySampler()
+        session.watchers = [sampler]
+        sampler.after_batch(session)
+        batch_size = min(batch_size, batch_for(workload.estimated_ops))
     if session_hook is not None:
         session_hook(session)
     setup_s = time.perf_counter() - t0
@@ -144,6 +155,7 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     result.session = session
     result.probes = probe_run
     result.trace = traced
+    result.memory_samples = sampler
     return result
 
 

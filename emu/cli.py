@@ -57,6 +57,8 @@ ProgramOpt = typer.Option([], "-e", "--program",
 ProbeFileOpt = typer.Option([], "--probe-file", help="A probe script file (repeatable).")
 ProbeFormatOpt = typer.Option("text", "-f", "--probe-format",
                               help="Probe output: text (bpftrace's) or json (bpftrace -f json).")
+PlotOpt = typer.Option(None, "--plot",
+                       help="Draw memory by owner over virtual time and splits by cause (PNG).")
 TraceOpt = typer.Option(None, "--trace",
                         help="Write a Chrome trace-event JSON file that Perfetto opens.")
 TraceEventsOpt = typer.Option(100_000, "--trace-events",
@@ -86,6 +88,7 @@ def run(
                                            help="Print the probes' generated module and exit."),
     trace: Optional[Path] = TraceOpt,
     trace_events: int = TraceEventsOpt,
+    plot: Optional[Path] = PlotOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
     progress: Optional[bool] = ProgressOpt,
     plugin: List[str] = PluginOpt,
@@ -117,9 +120,12 @@ def run(
                          progress=progress, probes=scripts,
                          probe_stream=sys.stderr if json_out else sys.stdout,
                          probe_json=_probe_json(probe_format),
-                         trace_events=trace_events if trace else None)
+                         trace_events=trace_events if trace else None,
+                         sample_memory=plot is not None)
         if trace:
             _write_trace(trace, [result.trace], scenario)
+        if plot:
+            _write_plot(plot, [(vendor, result)], scenario)
     except (EmuError, ScenarioError) as e:
         _fail(str(e))
     if quiet:
@@ -156,6 +162,10 @@ def compare(
     probe_format: str = ProbeFormatOpt,
     trace: Optional[Path] = TraceOpt,
     trace_events: int = TraceEventsOpt,
+    plot: Optional[Path] = PlotOpt,
+    report: Optional[Path] = typer.Option(None, "--report",
+                                          help="Write DIR/index.html: summary, plot and table "
+                                               "(works offline)."),
     cache_dir: Optional[Path] = CacheDirOpt,
     progress: Optional[bool] = ProgressOpt,
     plugin: List[str] = PluginOpt,
@@ -179,9 +189,14 @@ def compare(
                            all_rows=all_rows, probes=scripts,
                            probe_stream=sys.stderr if json_out else sys.stdout,
                            probe_json=_probe_json(probe_format),
-                           trace_events=trace_events if trace else None)
+                           trace_events=trace_events if trace else None,
+                           sample_memory=plot is not None or report is not None)
         if trace:
             _write_trace(trace, [r.trace for r in table.results], scenario)
+        if plot:
+            _write_plot(plot, list(zip(table.vendors, table.results)), scenario)
+        if report:
+            _write_report(report, table)
     except (EmuError, ScenarioError) as e:
         _fail(str(e))
     typer.echo(table.to_json(full=full) if json_out else table.render(), nl=False)
@@ -215,6 +230,26 @@ def _write_trace(path: Path, recorders, scenario) -> None:
                 if run["events_dropped"] else "")
         typer.echo(f"emu: trace: {run['label']}: {run['events_kept']:,} events in {path}{note}",
                    err=True)
+
+
+def _write_plot(path: Path, runs, scenario) -> None:
+    from emu.report.plot import plot_runs
+
+    try:
+        plot_runs(path, runs, title=f"{scenario}: memory held besides guest memory")
+    except OSError as e:
+        raise EmuError(f"--plot {str(path)!r}: {e.strerror or e}") from None
+    typer.echo(f"emu: plot: {path}", err=True)
+
+
+def _write_report(directory: Path, table) -> None:
+    from emu.report.html import write_report
+
+    try:
+        page = write_report(directory, table, table.description)
+    except OSError as e:
+        raise EmuError(f"--report {str(directory)!r}: {e.strerror or e}") from None
+    typer.echo(f"emu: report: {page}", err=True)
 
 
 def _probe_json(fmt: str) -> bool:

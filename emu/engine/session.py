@@ -62,6 +62,8 @@ class Session:
     stopped: bool = False
     #: a trace recorder (:class:`emu.report.trace.TraceRecorder`)
     trace: object = None
+    #: objects whose ``after_batch(session)`` runs after every batch (e.g. memory samplers)
+    watchers: list = None
 
     # --- running -----------------------------------------------------------------------------
     def run(self, ops: np.ndarray) -> None:
@@ -76,6 +78,8 @@ class Session:
         self.ops_done += done
         self.batches += 1
         self._drain()
+        for watcher in self.watchers or ():
+            watcher.after_batch(self)
         if done < len(ops):
             ops = ops[:done]
         if self.check:

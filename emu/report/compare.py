@@ -32,6 +32,8 @@ class Comparison:
     sections: list[dict]
     results: list = field(default_factory=list, repr=False)
     problems: list[str] = field(default_factory=list)
+    #: the scenario's leading comment: the question it asks
+    description: str = ""
 
     def row(self, label: str, section: str | None = None) -> list:
         """The values of one row (by label), one per vendor; ``KeyError`` if no such row."""
@@ -109,7 +111,7 @@ def _costs_for(vendor_names: list[str], plugins, costs) -> list[list[str]]:
 def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False,
             cache_dir=None, teardown=True, progress=None, batch_size=1 << 16,
             all_rows=False, probes=(), probe_stream=None, probe_json=False,
-            trace_events=None) -> Comparison:
+            trace_events=None, sample_memory=False) -> Comparison:
     """Run ``scenario`` on each vendor spec (``NAME[:opt=val,...]``) and tabulate the results.
 
     Rows that are 0 (or absent) for every vendor are left out unless ``all_rows``, except the
@@ -148,7 +150,8 @@ def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False
         results.append(run(sc, spec, costs=share, check=check, plugins=plugins, seed=seed,
                            cache_dir=cache_dir, teardown=teardown, progress=progress,
                            batch_size=batch_size, probes=probes, probe_stream=probe_stream,
-                           probe_json=probe_json, trace_events=trace_events))
+                           probe_json=probe_json, trace_events=trace_events,
+                           sample_memory=sample_memory))
     problems = []
     sections = []
     for sec in plugins.report_sections.values():
@@ -175,7 +178,7 @@ def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False
                             + "; ".join(viol["problems"]))
     seed_used = results[0].data["seed"]
     return Comparison(scenario=str(scenario), seed=seed_used, vendors=specs, sections=sections,
-                      results=results, problems=problems)
+                      results=results, problems=problems, description=sc.description)
 
 
 def _merge_rows(per_vendor: list[list[tuple]]) -> list[dict]:

@@ -1,9 +1,10 @@
 """A TDX run's trace: SEAMCALLs as slices named by leaf, nested in the operation that made them,
-with its probes and a comparison's vendors side by side (one process each)."""
+a comparison's vendors side by side (one process each); its report page."""
 import json
 from pathlib import Path
 
 from emu.report.compare import compare
+from emu.report.html import write_report
 from emu.report.trace import write_chrome_trace
 from tests.report.trace_rules import problems
 
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_seamcalls_are_slices_inside_their_operations(plugins, tmp_path):
     t = compare(ROOT / "examples/tdx-boot.toml", ["tdx", "snp"], plugins=plugins,
-                trace_events=30_000)
+                trace_events=30_000, sample_memory=True)
+    page = write_report(tmp_path / "report", t, t.description)
+    assert "highest tdx" in page.read_text() or "highest snp" in page.read_text()
     path = tmp_path / "t.json"
     write_chrome_trace(path, [r.trace for r in t.results], "tdx-boot")
     doc = json.loads(path.read_text())
