@@ -97,6 +97,14 @@ GA_PREPARED = 2         # guest_memfd prepared this page (vendor gmem_prepare ra
 R2_NO_HUGE = 1          # a vendor forbade huge mappings here (e.g. TDX GUEST_INHIBIT)
 R2_COLLAPSED = 2        # khugepaged collapsed this region; the next huge map is a collapse merge
 
+# --- what splits cost, per cause (``S.split_cost[cause, SPLIT_*]``): every counter's change
+# while a split ran (emu.model.tdp_mmu.split_leaf, the vendor's split_external_spte included)
+SPLIT_FW_CALLS, SPLIT_FW_NS, SPLIT_FW_FAILED, SPLIT_KICKS, SPLIT_TLB_FLUSHES = 0, 1, 2, 3, 4
+SPLIT_ATOMIC_ALLOCS, SPLIT_EXTRA_PAGES, SPLIT_NS, SPLIT_FAILED = 5, 6, 7, 8
+N_SPLIT_COSTS = 9
+SPLIT_COST_NAMES = ("firmware_calls", "firmware_ns", "firmware_failed", "vcpu_kicks",
+                    "tlb_flushes", "atomic_allocations", "extra_pages", "ns", "failed")
+
 # --- probe_mask values: how emit treats a point --------------------------------------------------
 PROBE_OFF, PROBE_RING, PROBE_COUNT = 0, 1, 2
 
@@ -149,7 +157,7 @@ FIELDS = (
     "pool_topups", "pool_taken", "pool_empty", "pool_peak",
     # costs, counters, errors, firmware calls, probes
     "cost", "sc", "cnt", "cnt_ops", "cnt_map", "cnt_zap", "mapped", "cnt_split", "cnt_merge",
-    "cnt_accept", "err_count", "err_site", "err_rec", "fw_count", "fw_ns", "fw_fail",
+    "cnt_accept", "split_cost", "err_count", "err_site", "err_rec", "fw_count", "fw_ns", "fw_fail",
     "probe_mask", "probe_hits", "ring",
 )
 
@@ -291,6 +299,7 @@ def make_state(layout: Layout, *, n_locks: int, n_pools: int, n_sites: int, n_co
         cnt_split=np.zeros((C.N_CAUSES, 3), np.int64),
         cnt_merge=np.zeros((C.N_CAUSES, 3), np.int64),
         cnt_accept=np.zeros(8, np.int64),
+        split_cost=np.zeros((C.N_CAUSES, N_SPLIT_COSTS), np.int64),
         err_count=np.zeros(C.N_ERRORS, np.int64),
         err_site=np.zeros((C.N_ERRORS, max(1, n_sites)), np.int64),
         err_rec=np.zeros((C.MAX_ERROR_RECORDS, 6), np.int64),

@@ -230,8 +230,42 @@ def split_leaf(S, V, ctx, vm, vcpu, g, level, cause):
     """Split the huge leaf at global gfn ``g`` (its head, at ``level``) into 512 leaves.
 
     The caller holds ``mmu_lock`` for write and has topped up the cache the table comes from.
-    Returns 0, or non-zero when the split could not be done.
+    Returns 0, or non-zero when the split could not be done. What the split cost (firmware
+    calls and time, kicks, flushes, allocations in atomic context, page-table and firmware
+    metadata pages, virtual time) is added to ``S.split_cost[cause]``.
     """
+    fw_calls = S.fw_count.sum()
+    fw_ns = S.fw_ns.sum()
+    fw_failed = S.fw_fail.sum()
+    kicks = S.cnt[st.CNT_KICKS]
+    flushes = S.cnt[st.CNT_TLB_FLUSH]
+    atomic = S.err_count[C.ERR_ATOMIC_ALLOC]
+    pages = _split_pages(S)
+    t0 = S.ctx_clock[ctx]
+    status = _split_leaf(S, V, ctx, vm, vcpu, g, level, cause)
+    cost = S.split_cost[cause]
+    cost[st.SPLIT_FW_CALLS] += S.fw_count.sum() - fw_calls
+    cost[st.SPLIT_FW_NS] += S.fw_ns.sum() - fw_ns
+    cost[st.SPLIT_FW_FAILED] += S.fw_fail.sum() - fw_failed
+    cost[st.SPLIT_KICKS] += S.cnt[st.CNT_KICKS] - kicks
+    cost[st.SPLIT_TLB_FLUSHES] += S.cnt[st.CNT_TLB_FLUSH] - flushes
+    cost[st.SPLIT_ATOMIC_ALLOCS] += S.err_count[C.ERR_ATOMIC_ALLOC] - atomic
+    cost[st.SPLIT_EXTRA_PAGES] += _split_pages(S) - pages
+    cost[st.SPLIT_NS] += S.ctx_clock[ctx] - t0
+    if status != 0:
+        cost[st.SPLIT_FAILED] += 1
+    return status
+
+
+@kernel(cold=True)
+def _split_pages(S):
+    """Pages a split can add: KVM's and the firmware's page tables and metadata."""
+    return (S.own_pages[C.OWN_KVM_PT] + S.own_pages[C.OWN_FW_PT] + S.own_pages[C.OWN_FW_META]
+            + S.own_pages[C.OWN_FW_CONTROL])
+
+
+@kernel(cold=True)
+def _split_leaf(S, V, ctx, vm, vcpu, g, level, cause):
     base = S.vm_gfn_base[vm]
     child = level - 1
     ext = -1

@@ -38,6 +38,17 @@ def _levels(arr) -> dict:
     return {C.LEVEL_NAMES[i]: int(arr[i]) for i in range(3)}
 
 
+def _split_costs(S) -> dict:
+    """What the splits of each cause cost in all (``emu.model.state.SPLIT_COST_NAMES``)."""
+    out = {}
+    for c in range(C.N_CAUSES):
+        row = S.split_cost[c]
+        if S.cnt_split[c].sum() or row[st.SPLIT_FAILED]:
+            out[C.CAUSE_NAMES[c]] = {name: int(row[i])
+                                     for i, name in enumerate(st.SPLIT_COST_NAMES)}
+    return out
+
+
 def _by_cause(table) -> dict:
     out = {}
     for c in range(C.N_CAUSES):
@@ -123,7 +134,8 @@ def build(session, *, scenario: str, seed: int, at_end: list[int], after_teardow
         "mappings": {"end": _levels(S.mapped if mapped_end is None else mapped_end), "installed": _levels(S.cnt_map),
                      "zapped": _levels(S.cnt_zap)},
         "splits": {"total": int(S.cnt_split.sum()), "by_cause": _by_cause(S.cnt_split),
-                   "failed": int(S.cnt[st.CNT_SPLIT_FAILED])},
+                   "failed": int(S.cnt[st.CNT_SPLIT_FAILED]),
+                   "cost_by_cause": _split_costs(S)},
         "merges": {"total": int(S.cnt_merge.sum()), "by_cause": _by_cause(S.cnt_merge),
                    "refused": int(S.cnt[st.CNT_MERGE_REFUSED])},
         "firmware": {"calls": int(S.fw_count.sum()), "ns": int(S.fw_ns.sum()),

@@ -66,13 +66,30 @@ def workload_rows(data: dict) -> list:
             ("virtual time", data["time"]["virtual_ns"], "ns")]
 
 
+#: what each split cause cost, per split: (label, key of splits.cost_by_cause, unit, per split)
+SPLIT_COST_ROWS = (
+    ("firmware calls per split", "firmware_calls", "count", True),
+    ("time in firmware per split", "firmware_ns", "ns", True),
+    ("virtual time per split", "ns", "ns", True),
+    ("extra memory per split", "extra_pages", "pages", True),
+    ("vCPU kicks per split", "vcpu_kicks", "count", True),
+    ("TLB flushes per split", "tlb_flushes", "count", True),
+    ("allocations in atomic context", "atomic_allocations", "count", False),
+    ("failed firmware calls", "firmware_failed", "count", False),
+    ("failed splits", "failed", "count", False),
+)
+
+
 def split_rows(data: dict) -> list:
     rows = []
     for key, label in (("splits", "split"), ("merges", "merge")):
         d = data[key]
         rows.append((f"{key}", d["total"]))
         for cause, by_level in d["by_cause"].items():
-            rows.append((f"  {label} by {cause}", sum(by_level.values())))
+            n = sum(by_level.values())
+            rows.append((f"  {label} by {cause}", n))
+            if key == "splits":
+                rows += _split_cost_rows(d.get("cost_by_cause", {}).get(cause), n)
     rows.append(("  split failed", data["splits"]["failed"]))
     rows.append(("  merge refused", data["merges"]["refused"]))
     end = data["mappings"]["end"]
@@ -83,6 +100,21 @@ def split_rows(data: dict) -> list:
     for name, label in (("tlb_flushes", "TLB flushes"), ("vcpu_kicks", "vCPU kicks")):
         if name in c:
             rows.append((label, c[name]))
+    return rows
+
+
+def _split_cost_rows(cost: dict | None, n: int) -> list:
+    """Per split of one cause: what the splits cost, averaged (totals for failures)."""
+    if not cost:
+        return []
+    rows = []
+    for label, key, unit, per in SPLIT_COST_ROWS:
+        value = cost[key]
+        if per:
+            value = round(value / n, 2) if n else None
+            if unit in ("ns", "pages") and value is not None:
+                value = int(round(value))
+        rows.append((f"    {label}", value, unit))
     return rows
 
 
