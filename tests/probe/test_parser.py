@@ -4,6 +4,7 @@ import pytest
 from emu.probe import ast as A
 from emu.probe.errors import ProbeError
 from emu.probe.parser import parse
+from tests.probe.carets import assert_points_at
 
 
 def test_block_with_predicate_and_statements():
@@ -65,11 +66,4 @@ def test_numbers():
 def test_syntax_errors_point_at_the_spot(src, line, col, message):
     with pytest.raises(ProbeError) as e:
         parse(src, "t.bt")
-    err = e.value
-    assert (err.line, err.col) == (line, col)
-    assert message in err.message
-    text = str(err)
-    head, shown, caret = text.splitlines()
-    assert head.startswith(f"t.bt:{line}:{col}: error: ")
-    assert shown == src.splitlines()[line - 1]
-    assert caret.index("^") == col - 1
+    assert_points_at(e.value, src, line, col, message)

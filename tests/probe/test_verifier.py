@@ -5,6 +5,7 @@ from emu.builtin_points import CORE_POINTS
 from emu.probe.compile import Script, catalog_for, check_scripts
 from emu.probe.errors import ProbeError
 from emu.records import Field, ProbePoint
+from tests.probe.carets import assert_points_at
 
 VENDOR_POINT = ProbePoint("fw:call", "a firmware call", (
     Field("call", "fw_call", "which call", ("ADD", "REMOVE")), Field("ns", "ns")))
@@ -104,13 +105,7 @@ def test_count_only_points_need_no_events():
     ("END { $x = 1; $x = probe; }", 1, 15, "$x holds int values and cannot be assigned probe"),
 ])
 def test_errors_name_the_spot(src, line, col, words):
-    e = error(src)
-    assert words in e.message, e.message
-    assert (e.line, e.col) == (line, col), str(e)
-    head, shown, caret = str(e).splitlines()
-    assert head.startswith(f"t.bt:{line}:{col}: error:")
-    assert shown == src.splitlines()[line - 1]
-    assert caret.index("^") == col - 1
+    assert_points_at(error(src), src, line, col, words)
 
 
 def test_errors_in_a_second_script_name_that_file():
