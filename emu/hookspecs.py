@@ -112,7 +112,9 @@ def emu_probe_points() -> list[ProbePoint]:
     Called once when plugins are loaded. The core declares its own points (``kvm:fault``,
     ``mm:alloc``, ...) through this hook in ``emu.builtin_points``; a vendor's points belong in
     its :class:`~emu.records.Vendor` record instead, because they exist only when that vendor
-    runs. Names are ``provider:name`` and must be unique.
+    runs. Names are ``provider:name`` and must be unique. Probe scripts (``emu run -e``) attach
+    to points by these names and read the fields as ``args.NAME``; a field with ``names``
+    prints by name and compares with names (``/args.result == "skipped"/``).
 
     :returns: a list of :class:`emu.records.ProbePoint`.
 
@@ -127,7 +129,9 @@ def emu_probe_points() -> list[ProbePoint]:
         @hookimpl
         def emu_probe_points():
             return [ProbePoint("khugepaged:scan", "khugepaged looked at one 2M range.",
-                               (Field("gfn"), Field("collapsed", "bool")))]
+                               (Field("gfn"), Field("collapsed", "bool"),
+                                Field("result", "scan_result", "why it stopped",
+                                      ("collapsed", "skipped", "busy"))))]
     """
 
 
