@@ -43,7 +43,7 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
         plugin_paths=(), autoload: bool = True, blocked=(), cache_dir=None, seed=None,
         batch_size: int = 1 << 16, teardown: bool = True, progress=None, probe_points=(),
         on_events=None, session_hook=None, probes=(), probe_stream=None,
-        probe_json: bool = False, trace_events: int | None = None,
+        probe_json: bool = False, trace_events: int | None = None, trace_from_ns: int = 0,
         sample_memory: bool = False) -> Result:
     """Run ``scenario`` (a path or a parsed :class:`emu.workload.Scenario`) on ``vendor``.
 
@@ -54,7 +54,8 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     (:class:`emu.probe.compile.Script`, or strings) compiled into one program that runs with
     the workload and prints to ``probe_stream`` (stdout by default; ``probe_json`` for bpftrace's
     ``-f json``); ``result.probes`` keeps it, maps and all. ``trace_events`` records up to that
-    many events for a Chrome trace (``result.trace``, see :mod:`emu.report.trace`);
+    many events for a Chrome trace (``result.trace``, see :mod:`emu.report.trace`), from
+    ``trace_from_ns`` of virtual time on;
     ``sample_memory`` samples memory by owner over virtual time (``result.memory_samples``,
     about 200 samples: it picks the batch size).
     """
@@ -84,7 +85,7 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
     if trace_events:
         from emu.report.trace import TraceRecorder
 
-        recorder = TraceRecorder(int(trace_events), label=vendor)
+        recorder = TraceRecorder(int(trace_events), label=vendor, start_ns=int(trace_from_ns))
         recorder.attach(session)
         session.trace = traced = recorder
     sampler = None

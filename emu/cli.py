@@ -63,6 +63,8 @@ TraceOpt = typer.Option(None, "--trace",
                         help="Write a Chrome trace-event JSON file that Perfetto opens.")
 TraceEventsOpt = typer.Option(100_000, "--trace-events",
                               help="Events a --trace keeps per run (the first ones).")
+TraceFromOpt = typer.Option("0ms", "--trace-from",
+                            help="Virtual time a --trace starts at, e.g. 2s or 150ms.")
 
 
 @app.command()
@@ -88,6 +90,7 @@ def run(
                                            help="Print the probes' generated module and exit."),
     trace: Optional[Path] = TraceOpt,
     trace_events: int = TraceEventsOpt,
+    trace_from: str = TraceFromOpt,
     plot: Optional[Path] = PlotOpt,
     cache_dir: Optional[Path] = CacheDirOpt,
     progress: Optional[bool] = ProgressOpt,
@@ -121,6 +124,7 @@ def run(
                          probe_stream=sys.stderr if json_out else sys.stdout,
                          probe_json=_probe_json(probe_format),
                          trace_events=trace_events if trace else None,
+                         trace_from_ns=_duration(trace_from, "--trace-from"),
                          sample_memory=plot is not None)
         if trace:
             _write_trace(trace, [result.trace], scenario)
@@ -162,6 +166,7 @@ def compare(
     probe_format: str = ProbeFormatOpt,
     trace: Optional[Path] = TraceOpt,
     trace_events: int = TraceEventsOpt,
+    trace_from: str = TraceFromOpt,
     plot: Optional[Path] = PlotOpt,
     report: Optional[Path] = typer.Option(None, "--report",
                                           help="Write DIR/index.html: summary, plot and table "
@@ -190,6 +195,7 @@ def compare(
                            probe_stream=sys.stderr if json_out else sys.stdout,
                            probe_json=_probe_json(probe_format),
                            trace_events=trace_events if trace else None,
+                           trace_from_ns=_duration(trace_from, "--trace-from"),
                            sample_memory=plot is not None or report is not None)
         if trace:
             _write_trace(trace, [r.trace for r in table.results], scenario)
@@ -216,6 +222,16 @@ def _probe_scripts(programs: List[str], files: List[Path]):
         except OSError as e:
             raise EmuError(f"probe file {str(f)!r}: {e.strerror or e}") from None
     return scripts
+
+
+def _duration(text: str, option: str) -> int:
+    """A duration option (``150ms``, ``2s``) in virtual nanoseconds."""
+    from emu.workload.sizes import parse_duration
+
+    try:
+        return int(parse_duration(text))
+    except (ValueError, TypeError) as e:
+        raise EmuError(f"{option} {text!r}: {e}") from None
 
 
 def _write_trace(path: Path, recorders, scenario) -> None:

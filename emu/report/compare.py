@@ -111,7 +111,7 @@ def _costs_for(vendor_names: list[str], plugins, costs) -> list[list[str]]:
 def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False,
             cache_dir=None, teardown=True, progress=None, batch_size=1 << 16,
             all_rows=False, probes=(), probe_stream=None, probe_json=False,
-            trace_events=None, sample_memory=False) -> Comparison:
+            trace_events=None, trace_from_ns=0, sample_memory=False) -> Comparison:
     """Run ``scenario`` on each vendor spec (``NAME[:opt=val,...]``) and tabulate the results.
 
     Rows that are 0 (or absent) for every vendor are left out unless ``all_rows``, except the
@@ -151,6 +151,7 @@ def compare(scenario, vendors, *, plugins=None, costs=(), seed=None, check=False
                            cache_dir=cache_dir, teardown=teardown, progress=progress,
                            batch_size=batch_size, probes=probes, probe_stream=probe_stream,
                            probe_json=probe_json, trace_events=trace_events,
+                           trace_from_ns=trace_from_ns,
                            sample_memory=sample_memory))
     problems = []
     sections = []

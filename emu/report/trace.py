@@ -14,8 +14,8 @@ What it shows, per run (a process; ``emu compare`` puts every vendor side by sid
   batch of operations.
 
 Events come from the probe ring (:mod:`emu.report.trace_record`); only the first
-``max_events`` are kept (100,000 by default, about 18 MB of JSON) and the file and the command's
-output say how many more there were. Time is virtual: Perfetto's microseconds are the
+``max_events`` are kept (100,000 by default, about 18 MB of JSON), from ``start_ns`` of virtual
+time on (``--trace-from``), and the file and the command's output say how many more there were. Time is virtual: Perfetto's microseconds are the
 emulator's virtual microseconds. Slices on a thread nest, as Perfetto's JSON importer requires,
 because every context's clock only moves forward.
 """
@@ -40,6 +40,8 @@ class TraceRecorder:
 
     max_events: int = DEFAULT_MAX_EVENTS
     label: str = ""
+    #: virtual time (ns) before which events are not kept
+    start_ns: int = 0
     D: np.ndarray = None
     S: object = None
     tables: object = None
@@ -69,6 +71,7 @@ class TraceRecorder:
         points = session.tables.points
         D[6] = C.POINT_OP
         D[7] = [p.name for p in points].index("lock:acquire")
+        D[8] = self.start_ns
         D[tr.HEADER: tr.HEADER + nctx] = -1
         for i in self.traced_points(points):
             S.probe_mask[i] = st.PROBE_RING         # a count-only point must now send events
@@ -92,6 +95,8 @@ class TraceRecorder:
 
     def sample(self) -> None:
         S = self.S
+        if int(S.ctx_clock.max()) < self.start_ns:
+            return
         self.counters.append((int(S.ctx_clock.max()), S.own_pages.copy(),
                               S.pool_count.sum(axis=1).copy()))
 

@@ -7,15 +7,18 @@ together. An operation that took no virtual time (a guest access that did not ex
 previous such operation of its context instead of taking a row: a boot of millions of accesses
 keeps only the operations that did something. Lock acquisitions that did not wait are skipped.
 
+Events before ``from_ns`` of virtual time are skipped (``--trace-from``), so a long run's later
+phases fit in the budget.
+
 Buffer layout (int64): ``[count, cap, dropped, next_fn, next_data, nctx, op_point, lock_point,
-last_row[nctx], unused[nctx], rows[cap][11]]``.
+from_ns, last_row[nctx], unused[nctx], rows[cap][11]]``.
 """
 from numba import cfunc, types
 
 from emu.model.probe_call import call_consumer
 from emu.probe.runtime import int64_ptr
 
-HEADER = 8
+HEADER = 9
 COLS = 11            # emu.model.state.EV_COLS
 
 
@@ -28,9 +31,12 @@ def record(ring_addr, n, data_addr):
     nctx = D[5]
     op_point = D[6]
     lock_point = D[7]
+    start = D[8]
     base = HEADER + 2 * nctx
     for i in range(n):
         e = i * COLS
+        if R[e] < start:
+            continue
         point = R[e + 1]
         c = R[e + 2]
         if point == lock_point and R[e + 7] == 0:

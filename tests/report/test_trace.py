@@ -72,3 +72,26 @@ def test_the_cli_writes_the_trace_and_says_what_it_kept(tmp_path):
     assert "emu: trace: plain: 100 events in" in r.output
     assert "more dropped at the cap (--trace-events raises it)" in r.output
     assert problems(json.loads(out.read_text())) == []
+
+
+def test_trace_from_skips_what_came_before(run_toml, tmp_path):
+    whole = run_toml(WORKLOAD, trace_events=100_000)
+    start = whole["time"]["virtual_ns"] // 2
+    r = run_toml(WORKLOAD, trace_events=100_000, trace_from_ns=start)
+    path = tmp_path / "late.json"
+    write_chrome_trace(path, [r.trace], "w.toml")
+    doc = json.loads(path.read_text())
+    assert problems(doc) == []
+    timed = [e for e in doc["traceEvents"] if e["ph"] in ("X", "i", "C")]
+    assert timed and min(e["ts"] for e in timed if e["ph"] != "X") >= start / 1000
+    assert 0 < r.trace.kept < whole.trace.kept
+
+
+def test_a_bad_trace_start_is_one_clear_error(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(WORKLOAD)
+    r = CliRunner().invoke(app, ["run", str(path), "--trace", str(tmp_path / "t.json"),
+                                 "--trace-from", "soon"])
+    structlog.reset_defaults()
+    assert r.exit_code == 2
+    assert r.output.startswith("emu: error: --trace-from 'soon':")
