@@ -129,23 +129,32 @@ def render(vendor: str, vendor_module: str, fingerprint: str, splices: dict[str,
     return "".join(out)
 
 
-def load(src: str, cache_dir: Path):
-    """Write ``src`` under its content hash (atomically) and import it as a module."""
+def load(src: str, cache_dir: Path, kind: str = "driver"):
+    """Write ``src`` as ``<cache>/gen/<kind>_<hash>.py`` (atomically) and import it.
+
+    A real file with a stable, content-hashed name is what lets numba cache the jitted
+    functions in it (``reference/numba-engine-spike.md`` §4); the probe programs
+    (:mod:`emu.probe.compile`) are loaded the same way.
+    """
     digest = hashlib.sha256(src.encode()).hexdigest()[:16]
-    name = f"emu_driver_{digest}"
+    name = f"emu_{kind}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     gen = Path(cache_dir) / "gen"
     gen.mkdir(parents=True, exist_ok=True)
-    path = gen / f"driver_{digest}.py"
+    path = gen / f"{kind}_{digest}.py"
     if not path.exists() or path.read_text() != src:
-        tmp = gen / f".driver_{digest}.{os.getpid()}.tmp"
+        tmp = gen / f".{kind}_{digest}.{os.getpid()}.tmp"
         tmp.write_text(src)
         os.replace(tmp, path)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
     return module
 
 

@@ -13,7 +13,6 @@ script seen before loads without compiling. ``emu run --emit-probe-source`` prin
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from emu.probe import ast as A
@@ -516,7 +515,3 @@ class _Gen:
             for i in blocks:
                 self._block(i, c.blocks[i], 3)
         w.add(1, "return 0")
-
-
-def source_digest(src: str) -> str:
-    return hashlib.sha256(src.encode()).hexdigest()[:16]

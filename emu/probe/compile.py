@@ -5,9 +5,6 @@ share maps. Errors still name the file and line they come from.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,27 +135,10 @@ def compile_program(scripts: list[Script], catalog: PointCatalog, cache_dir: Pat
 
 
 def _load(src: str, cache_dir: Path):
-    """Write the program under its content hash (atomically), import it; numba caches it."""
-    digest = codegen.source_digest(src)
-    name = f"emu_probe_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    gen = Path(cache_dir) / "gen"
-    gen.mkdir(parents=True, exist_ok=True)
-    path = gen / f"probe_{digest}.py"
-    if not path.exists() or path.read_text() != src:
-        tmp = gen / f".probe_{digest}.{os.getpid()}.tmp"
-        tmp.write_text(src)
-        os.replace(tmp, path)
+    """Write the program under its content hash and import it; numba caches it."""
+    from emu.engine.codegen import load
+
     if jit.active_cache_dir() is None:
         from numba.core import config
         config.CACHE_DIR = str(cache_dir)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception:
-        sys.modules.pop(name, None)
-        raise
-    return module
+    return load(src, cache_dir, kind="probe")
