@@ -10,6 +10,24 @@ def _pages(n: int) -> str:
     return f"{n:,} pages ({format_size(n * PAGE)})" if n else "0"
 
 
+def _split_cost(cause: str, cost: dict, n: int) -> str:
+    """One line: what a split of ``cause`` cost on average (``splits.cost_by_cause``)."""
+    if not n:
+        return f"{cause}: {cost['failed']:,} failed"
+    parts = [f"{cost['firmware_calls'] / n:.1f} firmware calls",
+             f"{format_duration(cost['firmware_ns'] // n)} in firmware",
+             f"{format_duration(cost['ns'] // n)} in all",
+             f"{format_size(cost['extra_pages'] * PAGE // n)} more memory"]
+    for key, words in (("vcpu_kicks", "kicks"), ("tlb_flushes", "TLB flushes")):
+        if cost[key]:
+            parts.append(f"{cost[key] / n:.1f} {words}")
+    for key, words in (("atomic_allocations", "allocations in atomic context"),
+                       ("firmware_failed", "failed firmware calls"), ("failed", "failed")):
+        if cost[key]:
+            parts.append(f"{cost[key]:,} {words} in all")
+    return f"per {cause} split: " + ", ".join(parts)
+
+
 def render(data: dict, performance: dict | None = None) -> str:
     out: list[str] = []
     w = out.append
@@ -33,6 +51,8 @@ def render(data: dict, performance: dict | None = None) -> str:
         label = "failed" if key == "splits" else "refused"
         w(f"{title:<12} {d['total']:,}" + (f"  ({causes})" if causes else "")
           + (f"  {label} {extra:,}" if extra else ""))
+        for cause, cost in d.get("cost_by_cause", {}).items():
+            w("  " + _split_cost(cause, cost, sum(d["by_cause"].get(cause, {}).values())))
     fw = data["firmware"]
     w(f"firmware     {fw['calls']:,} calls, {format_duration(fw['ns'])}"
       + (f", {fw['failed']:,} failed" if fw["failed"] else ""))
