@@ -93,3 +93,17 @@ def test_numba_compiles_unchanged():
     for v in (-5, 0, 1, 9, 10, 11, INT64_MAX):
         assert jit_lhist(v, 0, 10, 2) == lhist_index(v, 0, 10, 2)
     assert jit_lsize(0, 10, 2) == 7
+
+
+def test_the_jitted_hist_index_matches_the_reference():
+    """emu.probe.runtime finds the leading bit with lzcnt; buckets.py is the reference."""
+    import random
+
+    from emu.probe import buckets, runtime
+
+    rng = random.Random(7)
+    values = [0, 1, 2, 3, 7, 8, 1023, 1024, 1 << 62, (1 << 63) - 1, -1, -(1 << 63)]
+    values += [rng.randrange(-1000, 1 << 63) for _ in range(3000)]
+    for k in range(6):
+        for v in values:
+            assert runtime.hist_index(v, k) == buckets.hist_index(v, k), (v, k)
