@@ -87,14 +87,15 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
 
         recorder = TraceRecorder(int(trace_events), label=vendor, start_ns=int(trace_from_ns))
         recorder.attach(session)
-        session.trace = traced = recorder
+        session.listeners.append(recorder)
+        traced = recorder
     sampler = None
     if sample_memory:
         from emu.report.sampler import MemorySampler, batch_for
 
-        sampler = MemorySampler()
-        session.watchers = [sampler]
-        sampler.after_batch(session)
+        sampler = MemorySampler(session)
+        session.listeners.append(sampler)
+        sampler.after_batch()
         batch_size = min(batch_size, batch_for(workload.estimated_ops))
     if session_hook is not None:
         session_hook(session)
@@ -121,9 +122,10 @@ def run(scenario, vendor: str = "plain", *, costs=(), check: bool = False, plugi
         if session.stopped:             # exit(): probes are done, the VMs still go
             if recorder is not None:
                 recorder.finish()
+                session.listeners.remove(recorder)
                 recorder = None
             probe_run.detach()
-            session.probes = session.trace = None
+            session.listeners.remove(probe_run)
             session.stopped = False
         down = teardown_ops(session.S)
         n_teardown = len(down)
@@ -171,7 +173,7 @@ def attach_probes(session, plugins, probes, stream=None, as_json: bool = False):
     program = compile_program(scripts, catalog, session.cache_dir)
     probe_run = ProbeRun(program, stream=stream, json=as_json)
     session.S = probe_run.attach(session.S)
-    session.probes = probe_run
+    session.listeners.append(probe_run)
     probe_run.begin()
     session.stopped = probe_run.exited
     return probe_run

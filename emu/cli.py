@@ -110,22 +110,16 @@ def run(
     from emu.workload import ScenarioError
 
     try:
-        plugins = _plugins(plugin, no_autoload, block)
-        for p in plugins.problems:
-            typer.echo(f"emu: warning: plugin {p.plugin}: {p.reason}", err=True)
-        scripts = _probe_scripts(program, probe_file)
+        plugins = _plugins_warned(plugin, no_autoload, block)
+        watch = _watch_options(program, probe_file, probe_format, json_out, trace, trace_events,
+                               trace_from, sample=plot is not None)
         if emit_source or emit_probe_source:
-            _emit_source(scenario, vendor, plugins, cache_dir, scripts if emit_probe_source
-                         else None)
+            _emit_source(scenario, vendor, plugins, cache_dir,
+                         watch["probes"] if emit_probe_source else None)
             return
         result = api_run(scenario, vendor, costs=cost, check=check, plugins=plugins, seed=seed,
                          cache_dir=cache_dir, batch_size=batch, teardown=not no_teardown,
-                         progress=progress, probes=scripts,
-                         probe_stream=sys.stderr if json_out else sys.stdout,
-                         probe_json=_probe_json(probe_format),
-                         trace_events=trace_events if trace else None,
-                         trace_from_ns=_duration(trace_from, "--trace-from"),
-                         sample_memory=plot is not None)
+                         progress=progress, **watch)
         if trace:
             _write_trace(trace, [result.trace], scenario)
         if plot:
@@ -185,18 +179,12 @@ def compare(
     from emu.workload import ScenarioError
 
     try:
-        plugins = _plugins(plugin, no_autoload, block)
-        for p in plugins.problems:
-            typer.echo(f"emu: warning: plugin {p.plugin}: {p.reason}", err=True)
-        scripts = _probe_scripts(program, probe_file)
+        plugins = _plugins_warned(plugin, no_autoload, block)
+        watch = _watch_options(program, probe_file, probe_format, json_out, trace, trace_events,
+                               trace_from, sample=plot is not None or report is not None)
         table = do_compare(scenario, vendor, plugins=plugins, costs=cost, seed=seed, check=check,
                            cache_dir=cache_dir, teardown=not no_teardown, progress=progress,
-                           all_rows=all_rows, probes=scripts,
-                           probe_stream=sys.stderr if json_out else sys.stdout,
-                           probe_json=_probe_json(probe_format),
-                           trace_events=trace_events if trace else None,
-                           trace_from_ns=_duration(trace_from, "--trace-from"),
-                           sample_memory=plot is not None or report is not None)
+                           all_rows=all_rows, **watch)
         if trace:
             _write_trace(trace, [r.trace for r in table.results], scenario)
         if plot:
@@ -208,6 +196,29 @@ def compare(
     typer.echo(table.to_json(full=full) if json_out else table.render(), nl=False)
     if any(r.data["check"]["violation"] for r in table.results):
         raise typer.Exit(1)
+
+
+def _plugins_warned(plugin: List[str], no_autoload: bool, block: List[str]):
+    """The loaded plugins; a broken one is a warning naming it, and the rest still load."""
+    plugins = _plugins(plugin, no_autoload, block)
+    for p in plugins.problems:
+        typer.echo(f"emu: warning: plugin {p.plugin}: {p.reason}", err=True)
+    return plugins
+
+
+def _watch_options(program, probe_file, probe_format, json_out, trace, trace_events, trace_from,
+                   sample: bool) -> dict:
+    """What ``emu run`` and ``emu compare`` attach to a run: probes, a trace recorder, a memory
+    sampler (keyword arguments of :func:`emu.api.run`). Probe output goes to stderr when
+    stdout carries JSON."""
+    return {
+        "probes": _probe_scripts(program, probe_file),
+        "probe_stream": sys.stderr if json_out else sys.stdout,
+        "probe_json": _probe_json(probe_format),
+        "trace_events": trace_events if trace else None,
+        "trace_from_ns": _duration(trace_from, "--trace-from"),
+        "sample_memory": sample,
+    }
 
 
 def _probe_scripts(programs: List[str], files: List[Path]):
@@ -309,7 +320,7 @@ def probes_cmd(
     _setup_logging(False)
     from emu.probe.listing import format_points
 
-    plugins = _plugins(plugin, no_autoload, block)
+    plugins = _plugins_warned(plugin, no_autoload, block)
     text = format_points(plugins.all_points(), pattern, verbose)
     if not text:
         _fail(f"no probe point matches {pattern!r}")

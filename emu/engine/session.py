@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,14 +56,11 @@ class Session:
     checked_batches: int = 0
     on_events: object = None
     violation: dict | None = None
-    #: an attached probe program (:class:`emu.probe.attach.ProbeRun`)
-    probes: object = None
     #: a probe called exit(): the workload stops
     stopped: bool = False
-    #: a trace recorder (:class:`emu.report.trace.TraceRecorder`)
-    trace: object = None
-    #: objects whose ``after_batch(session)`` runs after every batch (e.g. memory samplers)
-    watchers: list = None
+    #: what watches the run (a probe program, a trace recorder, a memory sampler): each one's
+    #: ``after_batch()`` runs after every batch, once the ring's events were handed over
+    listeners: list = field(default_factory=list)
 
     # --- running -----------------------------------------------------------------------------
     def run(self, ops: np.ndarray) -> None:
@@ -78,8 +75,6 @@ class Session:
         self.ops_done += done
         self.batches += 1
         self._drain()
-        for watcher in self.watchers or ():
-            watcher.after_batch(self)
         if done < len(ops):
             ops = ops[:done]
         if self.check:
@@ -96,20 +91,21 @@ class Session:
         return problems
 
     def _drain(self) -> None:
-        if self.S.sc[st.SC_PROBE_FN] != 0:          # a probe program and/or a trace recorder
+        """Hand the ring's events to the attached consumer (a probe program or a trace
+        recorder in front of one) or to ``on_events``, then tell every listener."""
+        if self.S.sc[st.SC_PROBE_FN] != 0:
             from emu.probe.attach import flush_ring
 
             flush_ring(self.S)
-            for listener in (self.trace, self.probes):
-                if listener is not None:
-                    listener.after_batch()
-            self.stopped = bool(self.S.sc[st.SC_STOP])
-            return
-        n = int(self.S.sc[st.SC_RING_N])
-        if n:
-            if self.on_events is not None:
-                self.on_events(self.S.ring[:n].copy())
-            self.S.sc[st.SC_RING_N] = 0
+        else:
+            n = int(self.S.sc[st.SC_RING_N])
+            if n:
+                if self.on_events is not None:
+                    self.on_events(self.S.ring[:n].copy())
+                self.S.sc[st.SC_RING_N] = 0
+        for listener in self.listeners:
+            listener.after_batch()
+        self.stopped = bool(self.S.sc[st.SC_STOP])
 
     def _replay(self, snapshot, ops, first) -> None:
         self._restore(snapshot)

@@ -34,6 +34,14 @@ from emu.probe.points import Ty
 RING_EVENTS = 256
 
 
+def with_probe_ring(S):
+    """``S`` with a ring of :data:`RING_EVENTS` events (the same arrays otherwise; the kernels
+    take the ring's size from the array, so nothing recompiles)."""
+    if S.ring.shape[0] == RING_EVENTS:
+        return S
+    return S._replace(ring=np.zeros((RING_EVENTS, S.ring.shape[1]), np.int64))
+
+
 _CONSUMER = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 
 
@@ -67,12 +75,17 @@ class ProbeRun:
         for slot, b in zip(self.program.layout.interval_slots, self.program.checked.intervals):
             self.D[slot] = b.interval_ns
         self._program = self.program.module.program
+        # each printf's conversions, parsed once (records are formatted per event)
+        self._conversions = [
+            [getattr(c, "conversion", "d") for c in pf.parse_format(text)
+             if not isinstance(c, str)] + ["s"] * len(types)
+            for text, types in self.program.checked.formats]
 
     # --- wiring ---------------------------------------------------------------------------------
     def attach(self, S):
         """Point a session's state at this program and enable its points; returns the state
         to run with (the same arrays, with a ring of :data:`RING_EVENTS` events)."""
-        S = S._replace(ring=np.zeros((RING_EVENTS, S.ring.shape[1]), np.int64))
+        S = with_probe_ring(S)
         self.S = S
         checked = self.program.checked
         ring_points = set(checked.attached)
@@ -102,6 +115,7 @@ class ProbeRun:
         S.sc[st.SC_PROBE_FN] = 0
         S.sc[st.SC_RING_N] = 0
         S.sc[st.SC_RING_FLUSH_AT] = S.ring.shape[0] + 1
+        S.sc[st.SC_STOP] = 0                        # the driver runs operations again
 
     # --- running --------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -109,10 +123,8 @@ class ProbeRun:
         self.drain()
 
     def after_batch(self) -> None:
-        """Consume what the batch left in the ring and print the output records."""
-        S = self.S
-        flush_ring(S)
-        if S.sc[st.SC_STOP]:
+        """Print the output records the batch produced; note an ``exit()``."""
+        if self.S.sc[st.SC_STOP]:
             self.exited = True
         self.drain()
 
@@ -129,6 +141,7 @@ class ProbeRun:
         """Hand over the last events, run the END blocks (after exit() too, as bpftrace does)
         and print every map that holds something."""
         if self.S is not None:
+            flush_ring(self.S)
             self.after_batch()
             # the run's time ran on to its end: interval probes due by then fire, and END
             # sees that time as nsecs
@@ -171,7 +184,8 @@ class ProbeRun:
             if kind == rt.REC_PRINTF:
                 fid, nargs = int(D[i + 1]), int(D[i + 3])
                 fmt_text, types = checked.formats[fid]
-                args = [self._render(types[k], int(D[i + 4 + k]), fmt_text, k)
+                convs = self._conversions[fid]
+                args = [self._render(types[k], int(D[i + 4 + k]), convs[k])
                         for k in range(nargs)]
                 text = pf.format_printf(fmt_text, args)
                 self._write(out.format_printf_json(text) + "\n" if self.json else text)
@@ -188,7 +202,7 @@ class ProbeRun:
                 i += 6 + nrows * width
             elif kind == rt.REC_PRINT_VALUE:
                 ty = checked.print_types[int(D[i + 1])]
-                value = self._render(ty, int(D[i + 3]), "%s", 0)
+                value = self._render(ty, int(D[i + 3]), "s")
                 self._write(json.dumps({"type": "value", "data": value}) + "\n" if self.json
                             else f"{value}\n")
                 i += 4
@@ -196,14 +210,13 @@ class ProbeRun:
                 raise RuntimeError(f"probe output buffer corrupt at word {i}: record {kind}")
         D[rt.H_OUT_N] = 0
 
-    def _render(self, ty: Ty, value: int, fmt_text: str, k: int):
+    def _render(self, ty: Ty, value: int, conversion: str):
+        """A recorded value as printf gets it: a name for a string or a named value printed
+        with ``%s``, else the number."""
         if ty.kind == "str":
             return self.program.names.name("string", value)
-        if ty.kind == "sym":
-            specs = [p for p in pf.parse_format(fmt_text) if not isinstance(p, str)]
-            conv = getattr(specs[k], "conversion", "s") if k < len(specs) else "s"
-            if conv == "s":
-                return self.program.names.name(ty.table, value)
+        if ty.kind == "sym" and conversion == "s":
+            return self.program.names.name(ty.table, value)
         return value
 
     def _map_by_id(self, mid: int):

@@ -1,6 +1,6 @@
 """Memory by owner over virtual time, sampled between batches (for ``--plot`` and reports).
 
-The session calls :meth:`MemorySampler.after_batch` after every batch of operations; each sample
+The session calls :meth:`MemorySampler.after_batch` (a listener) after every batch of operations; each sample
 is the run's virtual time (the furthest context's clock) and the host frames each owner holds.
 Batches are the sampling period, so a run that wants a smooth curve uses smaller batches
 (:func:`batch_for`).
@@ -22,11 +22,12 @@ def batch_for(estimated_ops: int) -> int:
 
 @dataclass
 class MemorySampler:
+    session: object
     times: list = field(default_factory=list)
     pages: list = field(default_factory=list)
 
-    def after_batch(self, session) -> None:
-        S = session.S
+    def after_batch(self) -> None:
+        S = self.session.S
         self.times.append(int(S.ctx_clock.max()))
         self.pages.append(S.own_pages.copy())
 

@@ -51,12 +51,10 @@ class TraceRecorder:
 
     def attach(self, session) -> None:
         """Enable the traced points and put the recorder in front of any probe program."""
-        from emu.probe.attach import RING_EVENTS
+        from emu.probe.attach import with_probe_ring
         from emu.probe.compile import context_names
 
-        S = session.S
-        if S.sc[st.SC_PROBE_FN] == 0:       # no program: use the same cache-sized ring
-            S = session.S = S._replace(ring=np.zeros((RING_EVENTS, S.ring.shape[1]), np.int64))
+        S = session.S = with_probe_ring(session.S)
         self.S = S
         self.tables = session.tables
         self.layout = session.layout

@@ -114,6 +114,15 @@ def test_exit_stops_the_workload_at_that_operation(probe):
     assert r["operations"]["by_kind"]["access"] == 100
 
 
+def test_after_exit_every_vm_is_still_torn_down(probe):
+    two = scenario(vm("thp", name="a"), vm("thp", name="b"), phase("touch"))
+    r, _ = probe('emu:op /args.kind == "access"/ { @n = count(); if (@n == 10) { exit(); } }',
+                 two)
+    assert r["operations"]["by_kind"]["vm_destroy"] == 2
+    assert r["memory"]["after_teardown"]["guest_private"] == 0
+    assert r["memory"]["after_teardown"]["guest_shared"] == 0
+
+
 def test_a_full_map_drops_updates_and_says_so(probe, capsys):
     r, _ = probe("let @m = hash(10);\nkvm:map { @m[args.gfn] = count(); }")
     assert len(maps(r)["@m"]) == 10
